@@ -1,0 +1,283 @@
+"""The one shape every vendor adapter has, and the response helpers they share.
+
+An adapter is a `Provider` value: metadata (endpoint path, auth header, intervals)
+plus a pure `parse(status, headers, body)` that turns one HTTP response into
+`Readings` or raises `PollError`. No adapter does I/O; the poller does it for them.
+That keeps every vendor testable from recorded bodies alone (the gidgethub way).
+
+`headers` handed to `parse` always has lower-case names.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from exporter.model import PollError, Readings, Reason
+
+Headers = Mapping[str, str]
+ParseFn = Callable[[int, Headers, bytes], Readings]
+
+_EXCERPT_CHARS = 200
+
+
+@dataclass(frozen=True)
+class Provider:
+    """Everything the exporter needs to know about one vendor."""
+
+    name: str
+    # scheme://host[/prefix] that `base_url` in the config replaces.
+    default_base_url: str
+    # Appended to the base URL: "/v1/usage".
+    path: str
+    # Header that carries the key, and what goes before the key in it ("" = raw key).
+    auth_header: str
+    parse: ParseFn
+    auth_prefix: str = ""
+    default_interval: float = 300.0
+    # Below this the config loader warns: the vendor caches, bans or gains nothing.
+    min_interval: float = 60.0
+    # The least we wait after a 429 when the vendor sends no Retry-After.
+    rate_limit_cooldown: float = 0.0
+    docs_url: str = ""
+
+    def url(self, base_url: str | None) -> str:
+        return (base_url or self.default_base_url).rstrip("/") + self.path
+
+    def auth_headers(self, api_key: str) -> dict[str, str]:
+        return {self.auth_header: f"{self.auth_prefix}{api_key}"}
+
+
+# --- bodies -----------------------------------------------------------------------
+
+
+def excerpt(body: bytes) -> str:
+    """A short, single-line piece of a body for logs and errors."""
+    text = body[: _EXCERPT_CHARS * 4].decode("utf-8", errors="replace")
+    text = " ".join(text.split())
+    return text if len(text) <= _EXCERPT_CHARS else text[:_EXCERPT_CHARS] + "..."
+
+
+def decode_json(body: bytes) -> Any:
+    """The body as JSON, or None when it is not JSON (gateways send HTML and text)."""
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def json_object(status: int, body: bytes) -> dict[str, Any]:
+    """A 200 body that must be a JSON object; anything else is a `parse` error."""
+    data = decode_json(body)
+    if not isinstance(data, dict):
+        what = "not JSON" if data is None else f"JSON {type(data).__name__}, not an object"
+        raise PollError(
+            Reason.PARSE,
+            f"response body is {what}: {excerpt(body)!r}",
+            status=status,
+            body_excerpt=excerpt(body),
+        )
+    return data
+
+
+def error_message(data: Any) -> str | None:
+    """The human message of the error envelopes our vendors use.
+
+    Covers `{"message"}`, `{"error": "text"}`, `{"error": {"code", "message"}}` and
+    the legacy `{"error": {"error_message"}}`; None when there is none.
+    """
+    if not isinstance(data, dict):
+        return None
+    for key in ("message", "error_message", "detail"):
+        value = data.get(key)
+        if isinstance(value, str) and value:
+            return value
+    err = data.get("error")
+    if isinstance(err, str) and err:
+        return err
+    if isinstance(err, dict):
+        return error_message(err) or (str(err.get("code")) if err.get("code") else None)
+    return None
+
+
+def retry_after_seconds(headers: Headers, now: float | None = None) -> float | None:
+    """`Retry-After` as seconds: delta-seconds or an HTTP date (RFC 9110 10.2.3)."""
+    raw = headers.get("retry-after")
+    if raw is None:
+        return None
+    raw = raw.strip()
+    try:
+        seconds = float(raw)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(raw)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        reference = now if now is not None else datetime.now(UTC).timestamp()
+        seconds = when.timestamp() - reference
+    if not math.isfinite(seconds):
+        return None
+    return max(seconds, 0.0)
+
+
+def classify_http_error(
+    status: int,
+    headers: Headers,
+    body: bytes,
+    *,
+    retry_after: float | None = None,
+) -> PollError:
+    """The default classification of a non-2xx answer (providers/README.md 0.6).
+
+    Adapters call this for everything they have no vendor-specific rule for.
+    """
+    data = decode_json(body)
+    message = error_message(data) or excerpt(body) or "(empty body)"
+    if status == 401:
+        reason = Reason.AUTH
+    elif status == 402:
+        reason = Reason.PAYMENT
+    elif status == 403:
+        reason = Reason.FORBIDDEN
+    elif status == 429:
+        reason = Reason.RATE_LIMITED
+    elif status >= 500:
+        reason = Reason.SERVER
+    else:
+        reason = Reason.HTTP
+    if retry_after is None:
+        retry_after = retry_after_seconds(headers)
+    return PollError(
+        reason,
+        f"HTTP {status}: {message}",
+        status=status,
+        retry_after=retry_after,
+        body_excerpt=excerpt(body),
+    )
+
+
+# --- fields -----------------------------------------------------------------------
+
+
+class FieldError(ValueError):
+    """A field whose value cannot be read; the message names the field."""
+
+
+def is_unlimited(value: Any) -> bool:
+    return isinstance(value, str) and value.strip().lower() == "unlimited"
+
+
+def number(value: Any, where: str) -> float | None:
+    """A numeric field as float: numbers and numeric strings; None for null.
+
+    `"unlimited"` is not a number: callers check `is_unlimited` first where the
+    vendor uses it. Booleans are rejected (JSON true is not 1 credit).
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise FieldError(f"{where}: expected a number, got {value!r}")
+    if isinstance(value, int | float):
+        result = float(value)
+    elif isinstance(value, str):
+        try:
+            result = float(value.strip())
+        except ValueError:
+            raise FieldError(f"{where}: expected a number, got {value!r}") from None
+    else:
+        raise FieldError(f"{where}: expected a number, got {type(value).__name__}")
+    if not math.isfinite(result):
+        raise FieldError(f"{where}: expected a finite number, got {value!r}")
+    return result
+
+
+_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def timestamp(value: Any, where: str) -> float | None:
+    """A point in time as Unix seconds.
+
+    Accepts ISO 8601 (with `Z`, offsets or milliseconds), date-only strings (00:00
+    UTC), Unix seconds and, defensively, Unix milliseconds (values above 1e12), as
+    numbers or numeric strings. None for null.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return None
+        if _DATE_ONLY.match(text):
+            try:
+                day = date.fromisoformat(text)
+            except ValueError:
+                raise FieldError(f"{where}: not a date: {value!r}") from None
+            return datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()
+        try:
+            return _epoch(float(text), where)
+        except ValueError:
+            pass
+        try:
+            parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            raise FieldError(f"{where}: not a timestamp: {value!r}") from None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        return parsed.timestamp()
+    if isinstance(value, bool):
+        raise FieldError(f"{where}: not a timestamp: {value!r}")
+    if isinstance(value, int | float):
+        return _epoch(float(value), where)
+    raise FieldError(f"{where}: not a timestamp: {type(value).__name__}")
+
+
+def _epoch(value: float, where: str) -> float:
+    if not math.isfinite(value) or value < 0:
+        raise FieldError(f"{where}: not a timestamp: {value!r}")
+    return value / 1000.0 if value > 1e12 else value
+
+
+def obj(data: Mapping[str, Any], key: str, where: str = "") -> dict[str, Any] | None:
+    """A nested object, None when absent or null, FieldError when another type."""
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise FieldError(f"{where}{key}: expected an object, got {type(value).__name__}")
+    return value
+
+
+def label_value(value: Any) -> str | None:
+    """A scalar as an info-label value; None for null, objects and empty strings."""
+    if value is None or isinstance(value, dict | list):
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = str(value).strip()
+    return text or None
+
+
+def gather(
+    parts: Mapping[str, Callable[[], Any]],
+) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """Run each named part; keep the results that parsed, describe the rest.
+
+    One bad field costs its own meter only: providers/README.md 0.4 says a
+    non-numeric value is a parse error "for that meter only".
+    """
+    results: dict[str, Any] = {}
+    problems: list[str] = []
+    for name, part in parts.items():
+        try:
+            results[name] = part()
+        except FieldError as exc:
+            problems.append(str(exc))
+    return results, tuple(problems)

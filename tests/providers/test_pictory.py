@@ -1,0 +1,124 @@
+"""Pictory adapter against the recorded responses in tests/fixtures/pictory/."""
+
+from __future__ import annotations
+
+import pytest
+
+from exporter.model import MeterReading, PollError, Reason
+from exporter.providers.pictory import PROVIDER, parse
+from tests.providers.fixtures import body
+
+
+def _parse(name: str) -> dict[str, MeterReading]:
+    readings = parse(200, {}, body("pictory", name))
+    assert readings.problems == ()
+    return {m.meter: m for m in readings.meters}
+
+
+def test_documented_quota_converts_minutes_to_seconds() -> None:
+    meters = _parse("quota.json")
+    assert meters == {
+        "video_seconds": MeterReading("video_seconds", "seconds", used=98 * 60, limit=14400 * 60),
+        "transcription_seconds": MeterReading(
+            "transcription_seconds", "seconds", used=0, limit=14400 * 60
+        ),
+        "voiceover_seconds": MeterReading(
+            "voiceover_seconds", "seconds", used=33 * 60, limit=480 * 60
+        ),
+        "ai_credits": MeterReading("ai_credits", "credits", used=690, limit=22000),
+    }
+    # No remaining in the body: derived; no reset or period: absent.
+    assert meters["voiceover_seconds"].effective_remaining == (480 - 33) * 60
+    assert all(
+        m.reset_timestamp is None and m.period_start_timestamp is None for m in meters.values()
+    )
+    assert not any(m.unlimited for m in meters.values())
+
+
+def test_fractional_ai_credits_are_kept() -> None:
+    meters = _parse("quota_fractional_ai_credits.json")
+    assert meters["ai_credits"].used == pytest.approx(1873.6)
+    assert meters["ai_credits"].effective_remaining == pytest.approx(22000 - 1873.6)
+
+
+def test_exhausted_meters_have_zero_remaining() -> None:
+    meters = _parse("quota_exhausted.json")
+    assert meters["video_seconds"].used == meters["video_seconds"].limit == 600 * 60
+    assert meters["video_seconds"].effective_remaining == 0
+    assert meters["ai_credits"].effective_remaining == 0
+    assert meters["transcription_seconds"].effective_remaining == (600 - 12) * 60
+
+
+def test_limit_zero_is_a_real_cap_not_unlimited() -> None:
+    meters = _parse("quota_voiceover_not_in_plan.json")
+    voiceover = meters["voiceover_seconds"]
+    assert voiceover.limit == 0
+    assert voiceover.used == 0
+    assert voiceover.unlimited is False
+    assert voiceover.effective_remaining == 0
+
+
+def test_bad_field_drops_only_that_meter() -> None:
+    raw = (
+        b'{"videoMinutes": {"used": "lots", "limit": 10},'
+        b' "aiCredits": {"used": "1.5", "limit": 20}}'
+    )
+    readings = parse(200, {}, raw)
+    assert [m.meter for m in readings.meters] == ["ai_credits"]
+    assert readings.meters[0].used == 1.5
+    assert readings.problems == ("videoMinutes.used: expected a number, got 'lots'",)
+
+
+@pytest.mark.parametrize(
+    ("raw", "fragment"),
+    [
+        (b"<html>oops</html>", "not JSON"),
+        (b"[1, 2]", "JSON list, not an object"),
+        (b"{}", "no quota entries"),
+    ],
+)
+def test_unusable_200_is_a_parse_error(raw: bytes, fragment: str) -> None:
+    with pytest.raises(PollError) as info:
+        parse(200, {}, raw)
+    assert info.value.reason is Reason.PARSE
+    assert fragment in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("status", "name", "reason", "message"),
+    [
+        (401, "error_401.json", Reason.AUTH, "HTTP 401: Unauthorized"),
+        (429, "error_429.json", Reason.RATE_LIMITED, "HTTP 429: Too Many Requests"),
+        (400, "error_legacy_envelope.json", Reason.HTTP, "HTTP 400: Error Message"),
+    ],
+)
+def test_error_bodies_are_classified(status: int, name: str, reason: Reason, message: str) -> None:
+    with pytest.raises(PollError) as info:
+        parse(status, {}, body("pictory", name))
+    assert info.value.reason is reason
+    assert info.value.message == message
+    assert info.value.status == status
+
+
+def test_cloudflare_1010_plain_text_block_is_forbidden_with_a_hint() -> None:
+    with pytest.raises(PollError) as info:
+        parse(403, {"content-type": "text/plain"}, body("pictory", "error_403_cloudflare_1010.txt"))
+    assert info.value.reason is Reason.FORBIDDEN
+    assert "Cloudflare" in info.value.message
+    assert "User-Agent" in info.value.message
+
+
+def test_retry_after_on_429_is_passed_on() -> None:
+    with pytest.raises(PollError) as info:
+        parse(429, {"retry-after": "42"}, body("pictory", "error_429.json"))
+    assert info.value.retry_after == 42
+
+
+def test_provider_metadata() -> None:
+    assert PROVIDER.url(None) == "https://api.pictory.ai/pictoryapis/v1/quota"
+    assert (
+        PROVIDER.url("http://127.0.0.1:9/pictory/")
+        == "http://127.0.0.1:9/pictory/pictoryapis/v1/quota"
+    )
+    # Raw key, no "Bearer" (providers/README.md section 1).
+    assert PROVIDER.auth_headers("pictai_x") == {"Authorization": "pictai_x"}
