@@ -1,0 +1,460 @@
+"""Loading and validating the YAML config file (DESIGN.md "Config file").
+
+Strict like blackbox_exporter: unknown keys, duplicate keys, wrong types, unknown
+providers, bad durations and duplicate accounts are all errors, and all of them are
+reported together, each with file, line, column and a path such as
+`accounts[2].interval`. Values of `api_key` are never echoed, and YAML syntax errors
+are reported from their position alone because PyYAML's own message quotes the line.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+from urllib.parse import urlsplit
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from exporter.durations import format_duration, parse_duration
+from exporter.providers import PROVIDERS
+from exporter.providers.base import Provider
+from exporter.redaction import REDACTOR, Secret
+
+DEFAULT_INTERVAL: Final = 300.0
+DEFAULT_TIMEOUT: Final = 10.0
+MIN_INTERVAL: Final = 1.0
+STALENESS_FACTOR: Final = 3
+
+_ACCOUNT_NAME = re.compile(r"^[a-zA-Z0-9_.-]+$")
+_ENV_REF = re.compile(r"\$\$|\$\{([^}]*)\}")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_GLOBAL_KEYS: Final = ("interval", "timeout", "max_staleness")
+_ACCOUNT_KEYS: Final = (
+    "provider",
+    "account",
+    "api_key",
+    "api_key_file",
+    "base_url",
+    "interval",
+    "timeout",
+    "max_staleness",
+)
+_TOP_KEYS: Final = ("global", "accounts")
+
+
+@dataclass(frozen=True)
+class AccountConfig:
+    """One API key at one vendor, with its schedule."""
+
+    provider: str
+    account: str
+    api_key: Secret = field(repr=False)
+    interval: float
+    timeout: float
+    max_staleness: float
+    base_url: str | None = None
+    api_key_file: str | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.provider, self.account)
+
+    @property
+    def adapter(self) -> Provider:
+        return PROVIDERS[self.provider]
+
+    @property
+    def url(self) -> str:
+        return self.adapter.url(self.base_url)
+
+
+@dataclass(frozen=True)
+class Config:
+    accounts: tuple[AccountConfig, ...]
+    interval: float = DEFAULT_INTERVAL
+    timeout: float = DEFAULT_TIMEOUT
+    max_staleness: float = DEFAULT_INTERVAL * STALENESS_FACTOR
+    # Accepted but worth a log line (an interval under the vendor's minimum...).
+    warnings: tuple[str, ...] = ()
+
+
+class ConfigError(Exception):
+    """Every problem found in one config, each naming where it is."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = tuple(problems)
+
+
+def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Config:
+    """Read and validate a config file; ConfigError lists every problem at once."""
+    source = os.fspath(path)
+    try:
+        text = Path(source).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{source}: cannot read config file: {exc.strerror or exc}"]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{source}: config file is not UTF-8: {exc.reason}"]) from None
+    return parse_config(
+        text,
+        source=source,
+        environ=os.environ if environ is None else environ,
+        base_dir=Path(source).resolve().parent,
+    )
+
+
+def parse_config(
+    text: str,
+    *,
+    source: str = "<config>",
+    environ: Mapping[str, str] | None = None,
+    base_dir: Path | None = None,
+) -> Config:
+    loader = _Loader(source, os.environ if environ is None else environ, base_dir or Path.cwd())
+    return loader.load(text)
+
+
+class _Loader:
+    """One pass over the YAML node tree, collecting problems instead of stopping."""
+
+    def __init__(self, source: str, environ: Mapping[str, str], base_dir: Path) -> None:
+        self.source = source
+        self.environ = environ
+        self.base_dir = base_dir
+        self.problems: list[str] = []
+        self.warnings: list[str] = []
+
+    # --- reporting ----------------------------------------------------------------
+
+    def problem(self, node: Node | None, where: str, message: str) -> None:
+        self.problems.append(f"{self._position(node)}{where + ': ' if where else ''}{message}")
+
+    def warning(self, node: Node | None, where: str, message: str) -> None:
+        self.warnings.append(f"{self._position(node)}{where}: {message}")
+
+    def _position(self, node: Node | None) -> str:
+        if node is None:
+            return f"{self.source}: "
+        mark = node.start_mark
+        return f"{self.source}:{mark.line + 1}:{mark.column + 1}: "
+
+    # --- entry --------------------------------------------------------------------
+
+    def load(self, text: str) -> Config:
+        try:
+            root = yaml.compose(text, Loader=yaml.SafeLoader)
+        except yaml.MarkedYAMLError as exc:
+            # str(exc) would quote the offending line, which may hold a key.
+            mark = exc.problem_mark or exc.context_mark
+            where = f"{self.source}:{mark.line + 1}:{mark.column + 1}" if mark else self.source
+            what = exc.problem or exc.context or "invalid YAML"
+            raise ConfigError([f"{where}: YAML syntax error: {what}"]) from None
+        except yaml.YAMLError as exc:
+            raise ConfigError([f"{self.source}: YAML error: {type(exc).__name__}"]) from None
+        if root is None:
+            raise ConfigError([f"{self.source}: config file is empty; it needs 'accounts:'"])
+        top = self.mapping(root, "", _TOP_KEYS)
+        if top is None:
+            raise ConfigError(self.problems)
+
+        interval = DEFAULT_INTERVAL
+        timeout = DEFAULT_TIMEOUT
+        staleness: float | None = None
+        glob = self.mapping(top["global"], "global", _GLOBAL_KEYS) if "global" in top else None
+        if glob:
+            interval = self.duration(glob.get("interval"), "global.interval") or interval
+            timeout = self.duration(glob.get("timeout"), "global.timeout", minimum=0.001) or timeout
+            staleness = self.duration(glob.get("max_staleness"), "global.max_staleness")
+
+        accounts: list[AccountConfig] = []
+        if "accounts" not in top:
+            self.problem(root, "", "missing 'accounts:' (a list of accounts to poll)")
+        else:
+            accounts = self.accounts(top["accounts"], interval, timeout, staleness)
+        if not self.problems and "accounts" in top and not accounts:
+            self.warning(top["accounts"], "accounts", "no accounts configured; nothing to poll")
+        if self.problems:
+            raise ConfigError(self.problems)
+        REDACTOR.register(*(a.api_key.reveal() for a in accounts))
+        return Config(
+            accounts=tuple(accounts),
+            interval=interval,
+            timeout=timeout,
+            max_staleness=staleness if staleness is not None else interval * STALENESS_FACTOR,
+            warnings=tuple(self.warnings),
+        )
+
+    # --- accounts -----------------------------------------------------------------
+
+    def accounts(
+        self,
+        node: Node,
+        interval: float,
+        timeout: float,
+        staleness: float | None,
+    ) -> list[AccountConfig]:
+        if _is_null(node):
+            return []
+        if not isinstance(node, SequenceNode):
+            self.problem(node, "accounts", f"expected a list of accounts, got {_kind(node)}")
+            return []
+        result: list[AccountConfig] = []
+        seen: dict[tuple[str, str], int] = {}
+        for index, item in enumerate(node.value):
+            where = f"accounts[{index}]"
+            account = self.account(item, where, interval, timeout, staleness)
+            if account is None:
+                continue
+            if account.key in seen:
+                self.problem(
+                    item,
+                    where,
+                    f"duplicate account {account.account!r} for provider {account.provider!r}"
+                    f" (first defined at accounts[{seen[account.key]}])",
+                )
+                continue
+            seen[account.key] = index
+            result.append(account)
+        return result
+
+    def account(
+        self,
+        node: Node,
+        where: str,
+        interval: float,
+        timeout: float,
+        staleness: float | None,
+    ) -> AccountConfig | None:
+        fields = self.mapping(node, where, _ACCOUNT_KEYS)
+        if fields is None:
+            return None
+        before = len(self.problems)
+
+        provider = self.string(fields.get("provider"), f"{where}.provider", node, required=True)
+        if provider is not None and provider not in PROVIDERS:
+            self.problem(
+                fields["provider"],
+                f"{where}.provider",
+                f"unknown provider {provider!r}; valid providers: {', '.join(sorted(PROVIDERS))}",
+            )
+            provider = None
+
+        name = self.string(fields.get("account"), f"{where}.account", node, required=True)
+        if name is not None and not _ACCOUNT_NAME.match(name):
+            self.problem(
+                fields["account"],
+                f"{where}.account",
+                f"invalid account name {name!r}: use letters, digits, '_', '.' and '-' only",
+            )
+
+        key = self.api_key(fields, where, node)
+        base_url = self.base_url(fields.get("base_url"), f"{where}.base_url")
+        own_interval = self.duration(fields.get("interval"), f"{where}.interval")
+        own_timeout = self.duration(fields.get("timeout"), f"{where}.timeout", minimum=0.001)
+        own_staleness = self.duration(fields.get("max_staleness"), f"{where}.max_staleness")
+        interval = own_interval or interval
+        timeout = own_timeout or timeout
+        max_staleness = own_staleness or staleness or interval * STALENESS_FACTOR
+
+        if timeout >= interval:
+            self.problem(
+                fields.get("timeout") or node,
+                f"{where}.timeout",
+                f"timeout {format_duration(timeout)} must be shorter than the interval"
+                f" {format_duration(interval)}",
+            )
+        if max_staleness < interval:
+            self.problem(
+                fields.get("max_staleness") or node,
+                f"{where}.max_staleness",
+                f"max_staleness {format_duration(max_staleness)} is shorter than the interval"
+                f" {format_duration(interval)}: values would vanish between polls",
+            )
+        if provider is not None:
+            minimum = PROVIDERS[provider].min_interval
+            if interval < minimum:
+                self.warning(
+                    fields.get("interval") or node,
+                    f"{where}.interval",
+                    f"{format_duration(interval)} is below {provider}'s recommended minimum of"
+                    f" {format_duration(minimum)}; accepted, but it spends the vendor's rate limit"
+                    " for no fresher data",
+                )
+
+        if len(self.problems) > before or provider is None or name is None or key is None:
+            return None
+        key_value, key_file = key
+        return AccountConfig(
+            provider=provider,
+            account=name,
+            api_key=Secret(key_value),
+            api_key_file=key_file,
+            base_url=base_url,
+            interval=interval,
+            timeout=timeout,
+            max_staleness=max_staleness,
+        )
+
+    def api_key(
+        self, fields: dict[str, Node], where: str, node: Node
+    ) -> tuple[str, str | None] | None:
+        has_key, has_file = "api_key" in fields, "api_key_file" in fields
+        if has_key and has_file:
+            self.problem(node, where, "set exactly one of api_key and api_key_file, not both")
+            return None
+        if not has_key and not has_file:
+            self.problem(node, where, "missing api_key or api_key_file")
+            return None
+        if has_key:
+            value = self.string(fields["api_key"], f"{where}.api_key", node, secret=True)
+            if value is not None and not value.strip():
+                self.problem(fields["api_key"], f"{where}.api_key", "is empty")
+                return None
+            return None if value is None else (value.strip(), None)
+        file_node = fields["api_key_file"]
+        path_text = self.string(file_node, f"{where}.api_key_file", node)
+        if path_text is None:
+            return None
+        path = Path(path_text)
+        if not path.is_absolute():
+            path = self.base_dir / path
+        try:
+            value = path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            self.problem(
+                file_node, f"{where}.api_key_file", f"cannot read {path}: {exc.strerror or exc}"
+            )
+            return None
+        except UnicodeDecodeError:
+            self.problem(file_node, f"{where}.api_key_file", f"{path} is not UTF-8 text")
+            return None
+        if not value:
+            self.problem(file_node, f"{where}.api_key_file", f"{path} is empty")
+            return None
+        return value, str(path)
+
+    def base_url(self, node: Node | None, where: str) -> str | None:
+        text = self.string(node, where, None)
+        if text is None:
+            return None
+        try:
+            parts = urlsplit(text)
+            parts.port  # noqa: B018 - raises ValueError for a bad port
+        except ValueError as exc:
+            self.problem(node, where, f"invalid URL {text!r}: {exc}")
+            return None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            self.problem(node, where, f"invalid URL {text!r}: need http:// or https:// and a host")
+            return None
+        if parts.query or parts.fragment:
+            self.problem(node, where, f"invalid URL {text!r}: no query or fragment allowed")
+            return None
+        if parts.username or parts.password:
+            # Credentials in a URL end up in logs; keys belong in api_key.
+            self.problem(node, where, "invalid URL: user or password in a URL is not allowed")
+            return None
+        return text.rstrip("/")
+
+    # --- scalars ------------------------------------------------------------------
+
+    def mapping(self, node: Node, where: str, allowed: tuple[str, ...]) -> dict[str, Node] | None:
+        if not isinstance(node, MappingNode):
+            self.problem(node, where, f"expected a mapping, got {_kind(node)}")
+            return None
+        result: dict[str, Node] = {}
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, ScalarNode) else None
+            path = f"{where}.{key}" if where else str(key)
+            if key is None:
+                self.problem(key_node, where, "mapping keys must be plain strings")
+            elif key in result:
+                self.problem(key_node, path, "duplicate key")
+            elif key not in allowed:
+                self.problem(
+                    key_node, path, f"unknown key {key!r}; allowed keys: {', '.join(allowed)}"
+                )
+            else:
+                result[key] = value_node
+        return result
+
+    def string(
+        self,
+        node: Node | None,
+        where: str,
+        parent: Node | None,
+        *,
+        required: bool = False,
+        secret: bool = False,
+    ) -> str | None:
+        if node is None:
+            if required:
+                self.problem(parent, where, "is required")
+            return None
+        if not isinstance(node, ScalarNode):
+            self.problem(node, where, f"expected a string, got {_kind(node)}")
+            return None
+        if _is_null(node):
+            self.problem(node, where, "is empty")
+            return None
+        return self.expand(node, where, secret=secret)
+
+    def duration(
+        self, node: Node | None, where: str, minimum: float = MIN_INTERVAL
+    ) -> float | None:
+        text = self.string(node, where, None)
+        if text is None:
+            return None
+        try:
+            seconds = parse_duration(text)
+        except ValueError as exc:
+            self.problem(node, where, str(exc))
+            return None
+        if seconds < minimum:
+            self.problem(
+                node, where, f"{text} is too short; the minimum is {format_duration(minimum)}"
+            )
+            return None
+        return seconds
+
+    def expand(self, node: ScalarNode, where: str, *, secret: bool) -> str:
+        """Expand ${VAR} from the environment; `$$` is a literal `$`."""
+
+        def substitute(match: re.Match[str]) -> str:
+            if match.group(0) == "$$":
+                return "$"
+            name = match.group(1)
+            if not _ENV_NAME.match(name):
+                self.problem(node, where, f"invalid environment variable reference ${{{name}}}")
+                return ""
+            value = self.environ.get(name)
+            if value is None:
+                self.problem(node, where, f"environment variable {name} is not set")
+                return ""
+            if secret:
+                REDACTOR.register(value)
+            return value
+
+        return _ENV_REF.sub(substitute, str(node.value))
+
+
+def _is_null(node: Node) -> bool:
+    return isinstance(node, ScalarNode) and node.tag == "tag:yaml.org,2002:null"
+
+
+def _kind(node: Node) -> str:
+    if isinstance(node, MappingNode):
+        return "a mapping"
+    if isinstance(node, SequenceNode):
+        return "a list"
+    if _is_null(node):
+        return "nothing"
+    # Never the value itself: a misplaced scalar may well be an API key.
+    kind = node.tag.rsplit(":", 1)[-1]
+    return {"str": "a string", "int": "a number", "float": "a number", "bool": "a boolean"}.get(
+        kind, "a scalar"
+    )

@@ -1,0 +1,65 @@
+"""structlog set-up: JSON or console lines on stderr, with keys scrubbed out.
+
+The scrubbing processor runs last before rendering, over every string in the event,
+so a key that reaches a log call by any road (an exception text, a vendor echoing it
+back) is replaced by `<redacted>`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import MutableMapping
+from typing import Any, Final, TextIO
+
+import structlog
+
+from exporter.redaction import REDACTOR
+
+LEVELS: Final = ("debug", "info", "warning", "error")
+FORMATS: Final = ("json", "console")
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, str):
+        return REDACTOR.scrub(value)
+    if isinstance(value, dict):
+        return {k: _scrub(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_scrub(v) for v in value)
+    if isinstance(value, int | float | bool) or value is None:
+        return value
+    return REDACTOR.scrub(str(value))
+
+
+def scrub_secrets(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    return {key: _scrub(value) for key, value in event_dict.items()}
+
+
+def configure(level: str = "info", fmt: str = "console", stream: TextIO | None = None) -> None:
+    renderer: Any
+    if fmt == "json":
+        renderer = structlog.processors.JSONRenderer(sort_keys=True)
+    else:
+        renderer = structlog.dev.ConsoleRenderer(colors=False)
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            scrub_secrets,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping()[level.upper()]
+        ),
+        logger_factory=structlog.PrintLoggerFactory(stream or sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+
+
+def get_logger(**bound: Any) -> Any:
+    return structlog.get_logger("saas_quota_exporter").bind(**bound)

@@ -1,0 +1,60 @@
+"""When to poll an account next, given how its last poll went.
+
+Pure arithmetic, kept apart from the asyncio loop so the rules can be tested alone:
+
+* success: the interval, with +-10 % jitter so accounts drift out of lockstep;
+* the vendor said no to the key (auth, forbidden, payment) or the answer made no
+  sense (parse, other 4xx): the normal interval; retrying sooner changes nothing
+  and a rejected key must never be hammered;
+* transient faults (5xx, timeout, network): a quick retry that doubles with each
+  consecutive failure, capped at the interval, so a blip heals fast and an outage
+  costs the vendor a handful of extra calls at most;
+* rate limited: the interval doubled per consecutive 429, capped at
+  `MAX_BACKOFF_INTERVALS` intervals, and never less than the provider's cooldown
+  (VidNavigator bans a key for a minute);
+* `Retry-After` from the vendor is a floor on every one of these.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Final
+
+from exporter.model import Reason
+
+JITTER: Final = 0.1
+# First retry after a transient fault, before doubling.
+RETRY_BASE: Final = 10.0
+MAX_BACKOFF_INTERVALS: Final = 8
+
+TRANSIENT: Final = frozenset({Reason.SERVER, Reason.TIMEOUT, Reason.NETWORK})
+
+
+def jittered(seconds: float, rng: random.Random) -> float:
+    return seconds * rng.uniform(1.0 - JITTER, 1.0 + JITTER)
+
+
+def next_delay(
+    *,
+    interval: float,
+    reason: Reason | None,
+    consecutive_failures: int,
+    retry_after: float | None,
+    cooldown: float,
+    rng: random.Random,
+) -> float:
+    """Seconds until the next poll. `reason` None means the poll succeeded."""
+    if reason is None:
+        return jittered(interval, rng)
+    exponent = max(consecutive_failures - 1, 0)
+    if reason in TRANSIENT:
+        delay = jittered(min(min(RETRY_BASE, interval) * 2**exponent, interval), rng)
+    elif reason is Reason.RATE_LIMITED:
+        delay = jittered(min(interval * 2**exponent, interval * MAX_BACKOFF_INTERVALS), rng)
+        delay = max(delay, cooldown)
+    else:
+        delay = jittered(interval, rng)
+    if retry_after is not None:
+        # A floor, never shortened by jitter: "no request before it elapses".
+        delay = max(delay, retry_after)
+    return delay

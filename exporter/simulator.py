@@ -1,0 +1,409 @@
+"""Stand-in vendors: one local HTTP server that plays all five quota endpoints.
+
+`saas-quota-exporter demo` polls it so a newcomer sees real metrics without keys,
+and the end-to-end tests poll it to prove behaviour over real sockets. Each vendor
+lives under its own prefix (`/pictory/pictoryapis/v1/quota`, ...), which is exactly
+what a config's `base_url` override is for. Bodies follow the shapes documented in
+providers/README.md, with usage that grows with time.
+
+Tests take control per API key with `set_fault` (status, body, headers, delay).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Final
+
+from exporter.providers import PROVIDERS
+
+GB: Final = 2**30
+DAY: Final = 86400.0
+
+
+@dataclass(frozen=True)
+class SimMeter:
+    """A meter whose usage grows linearly and wraps at `period` seconds.
+
+    used(t) = min(start + rate * ((t - t0) mod period), cap), where `cap` is the
+    limit unless `overrun` lets usage pass it (Pictory's overage is undocumented).
+    """
+
+    limit: float | None
+    start: float = 0.0
+    rate: float = 0.0  # units per second
+    period: float = 30 * DAY
+
+    def used(self, elapsed: float) -> float:
+        value = self.start + self.rate * (elapsed % self.period)
+        return value if self.limit is None else min(value, self.limit)
+
+
+@dataclass
+class SimAccount:
+    """One simulated API key at one vendor."""
+
+    provider: str
+    api_key: str
+    meters: dict[str, SimMeter]
+    plan: str = "pro"
+    # Seconds from the simulator's start until the window resets.
+    reset_in: float = 7 * DAY
+    period_length: float = 30 * DAY
+
+
+@dataclass
+class Fault:
+    """What to answer instead of the simulated body, for one key."""
+
+    status: int = 200
+    body: bytes | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+
+
+class VendorSimulator:
+    """A threading HTTP server on loopback that answers as the five vendors."""
+
+    def __init__(
+        self,
+        accounts: list[SimAccount],
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.accounts = {a.api_key: a for a in accounts}
+        self.clock = clock
+        self.t0 = clock()
+        self._faults: dict[str, Fault] = {}
+        self._lock = threading.Lock()
+        self.requests: list[tuple[str, str | None]] = []  # (path, api key) per request
+        self.server = ThreadingHTTPServer((host, port), _make_handler(self))
+        self.server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_address[1])
+
+    def base_url(self, provider: str) -> str:
+        return f"http://127.0.0.1:{self.port}/{provider}"
+
+    def start(self) -> VendorSimulator:
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, name="vendor-simulator", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def __enter__(self) -> VendorSimulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def set_fault(self, api_key: str, fault: Fault | None) -> None:
+        with self._lock:
+            if fault is None:
+                self._faults.pop(api_key, None)
+            else:
+                self._faults[api_key] = fault
+
+    def request_count(self, api_key: str) -> int:
+        with self._lock:
+            return sum(1 for _, key in self.requests if key == api_key)
+
+    # --- answering ----------------------------------------------------------------
+
+    def answer(self, path: str, headers: Mapping[str, str]) -> tuple[Fault, float]:
+        """The response for a request, and how long to wait before sending it."""
+        provider, _, rest = path.lstrip("/").partition("/")
+        adapter = PROVIDERS.get(provider)
+        if adapter is None or "/" + rest != adapter.path:
+            return Fault(404, b'{"error": "Not found"}'), 0.0
+        raw = headers.get(adapter.auth_header.lower(), "")
+        key = raw.removeprefix(adapter.auth_prefix)
+        with self._lock:
+            self.requests.append((path, key or None))
+            fault = self._faults.get(key)
+        account = self.accounts.get(key)
+        if fault is not None:
+            body = fault.body if fault.body is not None else self._body(account, provider)
+            return Fault(fault.status, body, fault.headers), fault.delay
+        if account is None or account.provider != provider:
+            return Fault(401, _UNAUTHORIZED[provider]), 0.0
+        elapsed = self.clock() - self.t0
+        return Fault(200, self._body(account, provider), _headers(account, elapsed, self)), 0.0
+
+    def _body(self, account: SimAccount | None, provider: str) -> bytes:
+        if account is None:
+            return _UNAUTHORIZED[provider]
+        elapsed = self.clock() - self.t0
+        return json.dumps(_BODIES[provider](account, elapsed, self)).encode()
+
+    def reset_time(self, account: SimAccount) -> datetime:
+        return datetime.fromtimestamp(self.t0 + account.reset_in, UTC)
+
+    def period_start(self, account: SimAccount) -> datetime:
+        return self.reset_time(account) - timedelta(seconds=account.period_length)
+
+
+def _make_handler(sim: VendorSimulator) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+        def do_GET(self) -> None:
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            answer, delay = sim.answer(self.path.split("?", 1)[0], headers)
+            if delay:
+                time.sleep(delay)
+            body = answer.body or b""
+            try:
+                self.send_response(HTTPStatus(answer.status))
+                has_type = any(k.lower() == "content-type" for k in answer.headers)
+                if not has_type:
+                    self.send_header("Content-Type", "application/json")
+                for name, value in answer.headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up (a timeout test); nothing to tell
+
+    return Handler
+
+
+def _iso(moment: datetime, millis: bool = False) -> str:
+    text = moment.isoformat(timespec="milliseconds" if millis else "seconds")
+    return text.replace("+00:00", "Z")
+
+
+def _used(account: SimAccount, meter: str, elapsed: float) -> float:
+    return round(account.meters[meter].used(elapsed), 3)
+
+
+def _limit(account: SimAccount, meter: str) -> float | None:
+    return account.meters[meter].limit
+
+
+def _pictory(account: SimAccount, elapsed: float, _sim: VendorSimulator) -> dict[str, Any]:
+    fields = {
+        "video_minutes": "videoMinutes",
+        "transcription_minutes": "transcriptionMinutes",
+        "voiceover_minutes": "elevenLabsVoiceOverMinutes",
+        "ai_credits": "aiCredits",
+    }
+    return {
+        vendor: {"used": _used(account, meter, elapsed), "limit": _limit(account, meter)}
+        for meter, vendor in fields.items()
+        if meter in account.meters
+    }
+
+
+def _tornado(account: SimAccount, elapsed: float, sim: VendorSimulator) -> dict[str, Any]:
+    used_gb = _used(account, "storage_gb", elapsed)
+    limit_gb = _limit(account, "storage_gb")
+    body: dict[str, Any] = {
+        "client_name": "Demo Pipeline",
+        "usage_count": int(_used(account, "jobs", elapsed)),
+        "storage_usage_gb": used_gb,
+        "storage_reserved_gb": 0.0,
+        "storage_effective_usage_gb": used_gb,
+        "billing_period_start": _iso(sim.period_start(account)),
+        "billing_period_end": _iso(sim.reset_time(account)),
+        "current_period_usage_gb": round(used_gb / 2, 3),
+    }
+    if limit_gb is not None:
+        body["storage_limit_gb"] = limit_gb
+        body["storage_limit_bytes"] = int(limit_gb * GB)
+        body["storage_remaining_gb"] = round(max(limit_gb - used_gb, 0.0), 3)
+    return body
+
+
+def _piloterr(account: SimAccount, elapsed: float, sim: VendorSimulator) -> dict[str, Any]:
+    used = int(_used(account, "api_credits", elapsed))
+    total = int(_limit(account, "api_credits") or 0)
+    reset = sim.reset_time(account)
+    return {
+        "remaining": total - used,
+        "total_used": used,
+        "renewal_date": reset.date().isoformat(),
+        "period": {
+            "start": sim.period_start(account).date().isoformat(),
+            "end": reset.date().isoformat(),
+        },
+        "subscription": {
+            "used": used,
+            "total": total,
+            "remaining": total - used,
+            "percent_used": round(100 * used / total, 2) if total else 0,
+        },
+        "credits": {"given": 0, "consumed": 0, "remaining": 0, "percent_used": 0},
+        "rate_limit": {"per_minute": 600, "per_second": None},
+        "account": {"name": "Demo", "slug": "demo"},
+        "api_key": {
+            "alias": "demo",
+            "active": True,
+            "category": "production",
+            "expires": (sim.reset_time(account) + timedelta(days=10)).date().isoformat(),
+            "quotas": {"total": None, "daily": 500, "weekly": None, "monthly": None},
+        },
+    }
+
+
+def _vidnavigator(account: SimAccount, elapsed: float, sim: VendorSimulator) -> dict[str, Any]:
+    total = _limit(account, "credits") or 0.0
+    used = _used(account, "credits", elapsed)
+    storage_limit = _limit(account, "storage_gb") or 0.0
+    storage_used = _used(account, "storage_gb", elapsed)
+    start, end = _iso(sim.period_start(account)), _iso(sim.reset_time(account))
+    return {
+        "status": "success",
+        "data": {
+            "usage_period": {"start": start, "end": end},
+            "billing_period": {"start": start, "end": end, "interval": "month"},
+            "subscription": {
+                "plan_id": account.plan,
+                "plan_name": account.plan.title(),
+                "status": "active",
+                "interval": "month",
+                "cancel_at_period_end": False,
+            },
+            "credits": {
+                "monthly_total": total,
+                "monthly_remaining": round(max(total - used, 0.0), 3),
+                "purchased": 5,
+            },
+            "channels_indexed": {"used": 2, "limit": 15, "remaining": 13, "percentage": 13},
+            "storage": {
+                "used_bytes": int(storage_used * GB),
+                "limit_bytes": int(storage_limit * GB),
+                "remaining_bytes": int(max(storage_limit - storage_used, 0) * GB),
+                "percentage": round(100 * storage_used / storage_limit) if storage_limit else 0,
+            },
+            "usage": {
+                "standard_request": {"used": int(used * 1000), "unit": "requests"},
+                "transcription_hour": {"used": round(used / 4, 2), "unit": "hours"},
+            },
+            "generated_at": _iso(datetime.fromtimestamp(sim.clock(), UTC)),
+        },
+    }
+
+
+def _vertaaux(account: SimAccount, elapsed: float, sim: VendorSimulator) -> dict[str, Any]:
+    total = _limit(account, "credits") or 0.0
+    used = _used(account, "credits", elapsed)
+    return {
+        "plan": account.plan,
+        "credits_total": total,
+        "credits_used": used,
+        "credits_remaining": max(total - used, 0),
+        "reset_date": _iso(sim.reset_time(account), millis=True),
+    }
+
+
+def _headers(account: SimAccount, elapsed: float, sim: VendorSimulator) -> dict[str, str]:
+    if account.provider != "vertaaux":
+        return {}
+    total = _limit(account, "credits") or 0.0
+    used = _used(account, "credits", elapsed)
+    return {
+        "X-RateLimit-Limit": str(int(total)),
+        "X-RateLimit-Remaining": str(int(max(total - used, 0))),
+        "X-RateLimit-Reset": str(int(sim.reset_time(account).timestamp())),
+    }
+
+
+_BODIES: Final[dict[str, Callable[[SimAccount, float, VendorSimulator], dict[str, Any]]]] = {
+    "pictory": _pictory,
+    "tornado": _tornado,
+    "piloterr": _piloterr,
+    "vidnavigator": _vidnavigator,
+    "vertaaux": _vertaaux,
+}
+
+_UNAUTHORIZED: Final = {
+    "pictory": b'{"message": "Unauthorized"}',
+    "tornado": b'{"error": "Invalid API Key"}',
+    "piloterr": b'{"error": "Invalid API Key"}',
+    "vidnavigator": b'{"status": "error", "error": "unauthorized", "message": "Invalid API key"}',
+    "vertaaux": b'{"error": "unauthorized", "message": "Invalid or missing API key"}',
+}
+
+
+def demo_accounts() -> list[SimAccount]:
+    """The demo's vendors: usage that moves within minutes, some meters near their caps.
+
+    Rates are chosen so a demo left running for ten minutes shows each alert kind:
+    Piloterr runs out, Pictory's video minutes approach their cap, VertaaUX is
+    exhausted from the start, the rest burn slowly.
+    """
+    return [
+        SimAccount(
+            "pictory",
+            "demo-pictory-marketing",
+            {
+                "video_minutes": SimMeter(limit=600, start=420, rate=0.3, period=DAY),
+                "transcription_minutes": SimMeter(limit=600, start=12, rate=0.01),
+                "voiceover_minutes": SimMeter(limit=0),
+                "ai_credits": SimMeter(limit=3000, start=140.4, rate=0.5),
+            },
+            reset_in=9 * DAY,
+        ),
+        SimAccount(
+            "tornado",
+            "demo-tornado-pipeline",
+            {
+                "storage_gb": SimMeter(limit=1024, start=700, rate=0.2),
+                "jobs": SimMeter(limit=None, start=1200, rate=0.5),
+            },
+            reset_in=12 * DAY,
+        ),
+        SimAccount(
+            "piloterr",
+            "demo-piloterr-scraping",
+            {"api_credits": SimMeter(limit=2000, start=1700, rate=0.5, period=DAY)},
+            reset_in=4 * DAY,
+        ),
+        SimAccount(
+            "vidnavigator",
+            "demo-vidnavigator-research",
+            {
+                "credits": SimMeter(limit=80, start=30, rate=0.01),
+                "storage_gb": SimMeter(limit=500, start=120, rate=0.05),
+            },
+            plan="voyager",
+            reset_in=20 * DAY,
+        ),
+        SimAccount(
+            "vertaaux",
+            "demo-vertaaux-audits",
+            {"credits": SimMeter(limit=3, start=3)},
+            plan="free",
+            reset_in=DAY / 3,
+            period_length=DAY,
+        ),
+        SimAccount(
+            "vertaaux",
+            "demo-vertaaux-agency",
+            {"credits": SimMeter(limit=5000, start=1200, rate=1.0, period=DAY)},
+            plan="agency",
+            reset_in=DAY / 3,
+            period_length=DAY,
+        ),
+    ]

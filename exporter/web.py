@@ -1,0 +1,250 @@
+"""The HTTP surface: /metrics, /, /-/healthy, /-/ready and POST /-/reload.
+
+A threading server of the standard library, apart from the asyncio poller: a busy
+or stuck poll loop can never delay a scrape, and /metrics only reads the snapshot.
+TLS and basic auth from `--web.config.file` plug in through `WebSecurity`.
+"""
+
+from __future__ import annotations
+
+import html
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Protocol
+
+from exporter import __version__
+from exporter.collector import MetricsRenderer
+from exporter.log import get_logger
+from exporter.redaction import REDACTOR
+from exporter.state import AccountState, StateStore
+
+OPEN_PATHS = frozenset({"/-/healthy", "/-/ready"})
+
+
+class WebSecurity(Protocol):
+    """TLS and authentication for the HTTP server (exporter.webconfig)."""
+
+    def ssl_context(self) -> ssl.SSLContext | None: ...
+
+    def authorized(self, authorization: str | None) -> bool: ...
+
+
+@dataclass(frozen=True)
+class WebApp:
+    """What the handlers need; all of it safe to call from any thread."""
+
+    renderer: MetricsRenderer
+    store: StateStore
+    ready: Callable[[], bool]
+    # Runs a reload on the poller's loop; returns None on success, else the error.
+    reload: Callable[[], str | None]
+    security: WebSecurity | None = None
+    clock: Callable[[], float] = time.time
+
+
+class ExporterHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    # Many scrapers behind one load balancer reconnect at once.
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], app: WebApp) -> None:
+        self.app = app
+        host = address[0]
+        self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        super().__init__(address, _Handler)
+        self._ssl = app.security.ssl_context() if app.security else None
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        # The TLS handshake runs here, in the request's own thread, so a client
+        # that stalls mid-handshake cannot block accept() for everyone else.
+        if self._ssl is not None:
+            request.settimeout(10)
+            try:
+                request = self._ssl.wrap_socket(request, server_side=True)
+            except (ssl.SSLError, OSError) as exc:
+                get_logger().debug("TLS handshake failed", client=client_address[0], error=str(exc))
+                return
+        super().finish_request(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: ExporterHTTPServer
+    protocol_version = "HTTP/1.1"
+    server_version = f"saas-quota-exporter/{__version__}"
+    # A scraper that stops reading must not hold a thread forever.
+    timeout = 30
+
+    def log_message(self, format: str, *args: Any) -> None:
+        # The access log is noise at info; errors are logged where they happen.
+        return
+
+    def do_GET(self) -> None:
+        self._dispatch(head=False)
+
+    def do_HEAD(self) -> None:
+        self._dispatch(head=True)
+
+    def do_POST(self) -> None:
+        path = self.path.split("?", 1)[0]
+        if not self._authorized(path):
+            return
+        if path != "/-/reload":
+            self._send_text(HTTPStatus.METHOD_NOT_ALLOWED, "Only GET and HEAD here.\n")
+            return
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(min(length, 65536))
+        error = self.server.app.reload()
+        if error is None:
+            self._send_text(HTTPStatus.OK, "config reloaded\n")
+        else:
+            self._send_text(HTTPStatus.INTERNAL_SERVER_ERROR, f"failed to reload config: {error}\n")
+
+    def _dispatch(self, *, head: bool) -> None:
+        path = self.path.split("?", 1)[0]
+        if not self._authorized(path):
+            return
+        app = self.server.app
+        if path == "/metrics":
+            rendered = app.renderer.render(
+                self.headers.get("Accept"), self.headers.get("Accept-Encoding")
+            )
+            extra = (
+                {"Content-Encoding": rendered.content_encoding} if rendered.content_encoding else {}
+            )
+            self._send(HTTPStatus.OK, rendered.body, rendered.content_type, extra, head=head)
+        elif path == "/":
+            page = landing_page(app.store, app.clock()).encode()
+            self._send(HTTPStatus.OK, page, "text/html; charset=utf-8", head=head)
+        elif path == "/-/healthy":
+            self._send_text(HTTPStatus.OK, "Healthy.\n", head=head)
+        elif path == "/-/ready":
+            if app.ready():
+                self._send_text(HTTPStatus.OK, "Ready.\n", head=head)
+            else:
+                self._send_text(
+                    HTTPStatus.SERVICE_UNAVAILABLE,
+                    "Not ready: first poll round running.\n",
+                    head=head,
+                )
+        elif path == "/-/reload":
+            self._send_text(HTTPStatus.METHOD_NOT_ALLOWED, "Use POST to reload.\n", head=head)
+        else:
+            self._send_text(HTTPStatus.NOT_FOUND, "Not found.\n", head=head)
+
+    def _authorized(self, path: str) -> bool:
+        security = self.server.app.security
+        if security is None or path in OPEN_PATHS:
+            return True
+        if security.authorized(self.headers.get("Authorization")):
+            return True
+        self._send_text(
+            HTTPStatus.UNAUTHORIZED,
+            "Unauthorized.\n",
+            extra={"WWW-Authenticate": 'Basic realm="saas-quota-exporter"'},
+        )
+        return False
+
+    def _send_text(
+        self,
+        status: HTTPStatus,
+        text: str,
+        *,
+        head: bool = False,
+        extra: dict[str, str] | None = None,
+    ) -> None:
+        self._send(status, text.encode(), "text/plain; charset=utf-8", extra, head=head)
+
+    def _send(
+        self,
+        status: HTTPStatus,
+        body: bytes,
+        content_type: str,
+        extra: dict[str, str] | None = None,
+        *,
+        head: bool = False,
+    ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (extra or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        if not head:
+            self.wfile.write(body)
+
+
+def serve(server: ExporterHTTPServer) -> threading.Thread:
+    thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
+    thread.start()
+    return thread
+
+
+# --- landing page -------------------------------------------------------------------
+
+
+def account_status(state: AccountState, now: float) -> str:
+    if not state.polled:
+        return "pending"
+    if state.up:
+        return "up"
+    if state.readings is not None and not state.is_stale(now):
+        return "failing (serving cached values)"
+    return "failing"
+
+
+def _age(then: float | None, now: float) -> str:
+    if then is None:
+        return "never"
+    seconds = max(now - then, 0)
+    if seconds < 120:
+        return f"{seconds:.0f}s ago"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m ago"
+    return f"{seconds / 3600:.1f}h ago"
+
+
+def landing_page(store: StateStore, now: float) -> str:
+    _, states, reload = store.snapshot()
+    rows = []
+    for s in states:
+        next_in = "-" if s.next_poll is None else f"in {max(s.next_poll - now, 0):.0f}s"
+        error = "" if s.last_error is None else REDACTOR.scrub(s.last_error)
+        rows.append(
+            "<tr>"
+            + "".join(
+                f"<td>{html.escape(str(cell))}</td>"
+                for cell in (
+                    s.provider,
+                    s.account,
+                    account_status(s, now),
+                    _age(s.last_success, now),
+                    next_in,
+                    len(s.readings.meters) if s.readings else 0,
+                    error,
+                )
+            )
+            + "</tr>"
+        )
+    table = "\n".join(rows) or '<tr><td colspan="7">No accounts configured.</td></tr>'
+    reload_state = "ok" if reload.successful else "FAILED (running the previous config)"
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>saas-quota-exporter</title>
+<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:left}}</style></head>
+<body><h1>saas-quota-exporter {html.escape(__version__)}</h1>
+<p>Quota and usage of paid SaaS APIs, polled in the background and served from a cache.</p>
+<ul><li><a href="/metrics">/metrics</a></li><li><a href="/-/healthy">/-/healthy</a></li>
+<li><a href="/-/ready">/-/ready</a></li></ul>
+<p>Last config load: {reload_state}</p>
+<table><tr><th>provider</th><th>account</th><th>state</th><th>last success</th>
+<th>next poll</th><th>meters</th><th>last error</th></tr>
+{table}
+</table></body></html>
+"""
