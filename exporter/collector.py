@@ -20,7 +20,6 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.gc_collector import GCCollector
-from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_TYPE
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
@@ -30,6 +29,7 @@ from exporter.model import Reason
 from exporter.state import AccountState, ReloadStatus, StateStore
 
 PREFIX: Final = "saas_quota_"
+OPENMETRICS_PREFIX: Final = "application/openmetrics-text"
 _RESERVED_LABELS: Final = frozenset({"provider", "account", "meter", "job", "instance"})
 
 
@@ -268,7 +268,7 @@ class MetricsRenderer:
             quota = self._cache.get(key)
             if quota is None:
                 quota = encoder(_Frozen(self.collector, states, reload, now))
-                if content_type == OPENMETRICS_TYPE:
+                if content_type.startswith(OPENMETRICS_PREFIX):
                     quota = quota.removesuffix(b"# EOF\n")
                 # Only the newest generation is worth keeping.
                 self._cache = {key: quota}

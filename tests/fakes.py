@@ -1,0 +1,66 @@
+"""Test doubles for the narrow unit tests: a settable clock and a scripted vendor.
+
+The behaviour tests talk to real sockets (tests/e2e.py, exporter.simulator); these
+are for driving the poller's scheduling deterministically.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import httpx
+
+
+@dataclass
+class FakeClock:
+    """Wall-clock and monotonic time that only move when a test says so."""
+
+    now: float = 1_800_000_000.0
+    start: float = 1_800_000_000.0
+
+    def time(self) -> float:
+        return self.now
+
+    def monotonic(self) -> float:
+        return self.now - self.start
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+Responder = Callable[[httpx.Request], httpx.Response]
+
+
+@dataclass
+class ScriptedVendor:
+    """An httpx.MockTransport whose answer per URL path a test can change."""
+
+    answers: dict[str, Responder] = field(default_factory=dict)
+    calls: list[tuple[float, str]] = field(default_factory=list)
+    clock: FakeClock | None = None
+
+    def transport(self) -> httpx.MockTransport:
+        return httpx.MockTransport(self._handle)
+
+    def _handle(self, request: httpx.Request) -> httpx.Response:
+        when = self.clock.now if self.clock else 0.0
+        self.calls.append((when, request.url.path))
+        responder = self.answers.get(request.url.path)
+        if responder is None:
+            return httpx.Response(404, json={"error": "no such path"})
+        return responder(request)
+
+    def count(self, path: str) -> int:
+        return sum(1 for _, p in self.calls if p == path)
+
+    def times(self, path: str) -> list[float]:
+        return [t for t, p in self.calls if p == path]
+
+
+def ok_json(body: object, headers: dict[str, str] | None = None) -> Responder:
+    return lambda _request: httpx.Response(200, json=body, headers=headers)
+
+
+def status(code: int, body: bytes = b"", headers: dict[str, str] | None = None) -> Responder:
+    return lambda _request: httpx.Response(code, content=body, headers=headers)

@@ -1,0 +1,265 @@
+"""The exposition: a golden file, promtool, caching and the failure semantics.
+
+The golden file is rendered from fixed states built out of the recorded vendor
+fixtures, so it pins every metric name, label, HELP text and value format of the
+contract at once. Regenerate it deliberately with UPDATE_GOLDEN=1.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from exporter.collector import MetricsRenderer, QuotaCollector
+from exporter.model import Readings, Reason
+from exporter.providers import PROVIDERS
+from exporter.state import AccountState, ReloadStatus, StateStore
+from tests.e2e import require_binary
+from tests.providers.fixtures import body, headers
+
+GOLDEN = Path(__file__).parent / "golden" / "metrics.prom"
+NOW = 1_780_000_000.0
+
+
+def parsed(provider: str, fixture: str, header_file: str | None = None) -> Readings:
+    hdrs = headers(provider, header_file) if header_file else {}
+    return PROVIDERS[provider].parse(200, hdrs, body(provider, fixture))
+
+
+def good(provider: str, account: str, readings: Readings) -> AccountState:
+    """An account whose last poll succeeded 30 s ago."""
+    return AccountState(
+        provider=provider,
+        account=account,
+        interval=300.0,
+        max_staleness=900.0,
+        up=True,
+        polled=True,
+        readings=readings,
+        last_success=NOW - 30,
+        last_poll_duration=0.25,
+        polls_total=12,
+    )
+
+
+def golden_store() -> StateStore:
+    store = StateStore()
+    states = [
+        good("pictory", "marketing", parsed("pictory", "quota.json")),
+        good("tornado", "trial", parsed("tornado", "usage_key_with_limits.json")),
+        good("piloterr", "scraping", parsed("piloterr", "usage_expiring_key.json")),
+        good("vidnavigator", "odyssey", parsed("vidnavigator", "usage_v3_unlimited.json")),
+        good("vertaaux", "prod", parsed("vertaaux", "quota_pro.json", "headers.json")),
+    ]
+    # A failing account within max_staleness: up 0, errors counted, values kept.
+    failing = (
+        replace(
+            good("pictory", "failing", parsed("pictory", "quota_exhausted.json")),
+            up=False,
+            last_error="HTTP 401: Unauthorized",
+            consecutive_failures=2,
+        )
+        .with_error(Reason.AUTH)
+        .with_error(Reason.AUTH)
+    )
+    # A failing account past max_staleness: only the poll bookkeeping remains.
+    stale = replace(
+        good("vertaaux", "stale", parsed("vertaaux", "quota_agency.json")),
+        up=False,
+        last_success=NOW - 3600,
+    ).with_error(Reason.TIMEOUT)
+    # Configured but never polled yet.
+    pending = AccountState(provider="tornado", account="new", interval=300.0, max_staleness=900.0)
+    store.set_accounts([*states, failing, stale, pending])
+    store.set_reload(ReloadStatus(successful=True, last_success=NOW - 600))
+    return store
+
+
+def render(store: StateStore) -> str:
+    renderer = MetricsRenderer(QuotaCollector(store, lambda: NOW), process_metrics=False)
+    return renderer.render(None, None).body.decode()
+
+
+def test_exposition_matches_the_golden_file() -> None:
+    text = render(golden_store())
+    if os.environ.get("UPDATE_GOLDEN"):
+        GOLDEN.parent.mkdir(exist_ok=True)
+        GOLDEN.write_text(text)
+    assert text == GOLDEN.read_text()
+
+
+def test_promtool_check_metrics_passes_on_the_exposition() -> None:
+    promtool = require_binary("promtool")
+    result = subprocess.run(
+        [promtool, "check", "metrics"],
+        input=render(golden_store()).encode(),
+        capture_output=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr.decode() + result.stdout.decode()
+
+
+def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def value(text: str, name: str, **labels: str) -> float | None:
+    return samples(text).get((name, frozenset(labels.items())))
+
+
+def test_failure_semantics() -> None:
+    text = render(golden_store())
+    # Failing within max_staleness: values kept, up 0, the error counted.
+    assert value(text, "saas_quota_up", provider="pictory", account="failing") == 0
+    assert (
+        value(text, "saas_quota_used", provider="pictory", account="failing", meter="video_seconds")
+        == 36000
+    )
+    assert (
+        value(
+            text,
+            "saas_quota_poll_errors_total",
+            provider="pictory",
+            account="failing",
+            reason="auth",
+        )
+        == 2
+    )
+    # Stale: no quota series at all, never zeros; bookkeeping remains.
+    stale = {k for k in samples(text) if ("account", "stale") in k[1]}
+    assert {name for name, _ in stale} == {
+        "saas_quota_up",
+        "saas_quota_last_success_timestamp_seconds",
+        "saas_quota_poll_duration_seconds",
+        "saas_quota_polls_total",
+        "saas_quota_poll_errors_total",
+    }
+    # Every reason is pre-initialised for every account, pending ones included.
+    for reason in Reason:
+        assert (
+            value(
+                text,
+                "saas_quota_poll_errors_total",
+                provider="tornado",
+                account="new",
+                reason=reason.value,
+            )
+            == 0
+        )
+
+
+def test_unlimited_meters_have_no_limit_or_remaining() -> None:
+    text = render(golden_store())
+    ids = {"provider": "vidnavigator", "account": "odyssey", "meter": "credits"}
+    assert value(text, "saas_quota_unlimited", **ids) == 1
+    assert value(text, "saas_quota_limit", **ids) is None
+    assert value(text, "saas_quota_remaining", **ids) is None
+
+
+def test_limit_zero_is_exported_as_zero() -> None:
+    store = StateStore()
+    readings = parsed("pictory", "quota_voiceover_not_in_plan.json")
+    store.set_accounts(
+        [
+            AccountState(
+                provider="pictory",
+                account="a",
+                interval=300,
+                max_staleness=900,
+                up=True,
+                polled=True,
+                readings=readings,
+                last_success=NOW,
+            )
+        ]
+    )
+    text = render(store)
+    ids = {"provider": "pictory", "account": "a", "meter": "voiceover_seconds"}
+    assert value(text, "saas_quota_limit", **ids) == 0
+    assert value(text, "saas_quota_remaining", **ids) == 0
+    assert value(text, "saas_quota_unlimited", **ids) == 0
+
+
+def test_help_says_values_are_cached_and_no_sample_has_a_timestamp() -> None:
+    text = render(golden_store())
+    families = list(text_string_to_metric_families(text))
+    used = next(f for f in families if f.name == "saas_quota_used")
+    assert "Cached" in used.documentation
+    assert "every 5m" in used.documentation
+    assert all(s.timestamp is None for f in families for s in f.samples)
+
+
+def test_unchanged_snapshot_is_not_rendered_again() -> None:
+    store = golden_store()
+    renderer = MetricsRenderer(QuotaCollector(store, lambda: NOW), process_metrics=False)
+    first = renderer.render(None, None).body
+    for _ in range(5):
+        assert renderer.render(None, None).body == first
+    assert renderer.renders == 1
+    store.update(("pictory", "marketing"), lambda s: replace(s, polls_total=13))
+    assert renderer.render(None, None).body != first
+    assert renderer.renders == 2
+
+
+def test_values_expiring_invalidate_the_cache_without_a_new_poll() -> None:
+    now = [NOW]
+    store = golden_store()
+    renderer = MetricsRenderer(QuotaCollector(store, lambda: now[0]), process_metrics=False)
+    before = renderer.render(None, None).body.decode()
+    assert (
+        value(
+            before, "saas_quota_used", provider="pictory", account="marketing", meter="ai_credits"
+        )
+        == 690
+    )
+    now[0] += 900  # every account's last success is now older than max_staleness
+    after = renderer.render(None, None).body.decode()
+    assert (
+        value(after, "saas_quota_used", provider="pictory", account="marketing", meter="ai_credits")
+        is None
+    )
+
+
+def test_openmetrics_and_gzip_are_negotiated() -> None:
+    import gzip
+
+    renderer = MetricsRenderer(QuotaCollector(golden_store(), lambda: NOW))
+    om = renderer.render("application/openmetrics-text; version=1.0.0", None)
+    assert om.content_type.startswith("application/openmetrics-text")
+    text = om.body.decode()
+    assert text.endswith("# EOF\n")
+    assert text.count("# EOF") == 1
+    assert "process_" in text or "python_info" in text
+    zipped = renderer.render(None, "gzip, deflate")
+    assert zipped.content_encoding == "gzip"
+    assert b"saas_quota_up" in gzip.decompress(zipped.body)
+
+
+@pytest.mark.parametrize("reserved", ["provider", "account", "job", "instance"])
+def test_vendor_info_labels_cannot_override_identity_labels(reserved: str) -> None:
+    store = StateStore()
+    store.set_accounts(
+        [
+            AccountState(
+                provider="pictory",
+                account="a",
+                interval=300,
+                max_staleness=900,
+                up=True,
+                polled=True,
+                readings=Readings(account_info=((reserved, "evil"), ("plan", "pro"))),
+                last_success=NOW,
+            )
+        ]
+    )
+    text = render(store)
+    assert value(text, "saas_quota_account_info", provider="pictory", account="a", plan="pro") == 1

@@ -1,0 +1,318 @@
+"""The poller's scheduling with an injected clock and a scripted vendor.
+
+Time never passes by itself here: `tick()` starts what is due at the fake clock's
+time and `drain()` waits for those polls, so every assertion is exact.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from exporter.collector import QuotaCollector
+from exporter.config import Config, parse_config
+from exporter.model import Reason
+from exporter.poller import USER_AGENT, Poller
+from exporter.state import StateStore
+from tests.fakes import FakeClock, ScriptedVendor, ok_json, status
+
+pytestmark = pytest.mark.anyio
+
+PICTORY = "/pictory/pictoryapis/v1/quota"
+TORNADO = "/tornado/usage"
+QUOTA = {"videoMinutes": {"used": 10, "limit": 100}, "aiCredits": {"used": 1.5, "limit": 50}}
+USAGE = {"client_name": "x", "usage_count": 3, "storage_usage_gb": 1.0}
+
+
+def config(interval: str = "60s", staleness: str = "3m", *extra: str) -> Config:
+    text = f"""
+global: {{interval: {interval}, timeout: 5s, max_staleness: {staleness}}}
+accounts:
+  - {{provider: pictory, account: a, api_key: pictai_secret_a, base_url: http://vendor.test/pictory}}
+  - {{provider: tornado, account: b, api_key: sk_secret_bbbb, base_url: http://vendor.test/tornado}}
+"""
+    return parse_config(text + "".join(extra))
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def vendor(clock: FakeClock) -> ScriptedVendor:
+    return ScriptedVendor({PICTORY: ok_json(QUOTA), TORNADO: ok_json(USAGE)}, clock=clock)
+
+
+@pytest.fixture
+async def poller(clock: FakeClock, vendor: ScriptedVendor) -> AsyncIterator[Poller]:
+    async with httpx.AsyncClient(transport=vendor.transport()) as client:
+        yield Poller(
+            StateStore(),
+            client,
+            clock=clock.time,
+            monotonic=clock.monotonic,
+            rng=random.Random(1),
+        )
+
+
+async def run_for(poller: Poller, clock: FakeClock, seconds: float, step: float = 1.0) -> None:
+    """Advance the fake clock in steps, starting and finishing due polls at each."""
+    end = clock.now + seconds
+    while clock.now < end:
+        poller.tick()
+        await poller.drain()
+        clock.advance(step)
+
+
+async def test_first_round_polls_every_account_at_once(
+    poller: Poller, vendor: ScriptedVendor
+) -> None:
+    poller.apply_config(config())
+    assert not poller.first_round_done.is_set()
+    poller.tick()
+    await poller.drain()
+    assert vendor.count(PICTORY) == 1
+    assert vendor.count(TORNADO) == 1
+    assert poller.first_round_done.is_set()
+
+
+async def test_one_vendor_call_per_interval(
+    poller: Poller, vendor: ScriptedVendor, clock: FakeClock
+) -> None:
+    poller.apply_config(config("60s"))
+    await run_for(poller, clock, 3600)
+    # An hour at 60 s +- 10 %: 55 to 66 calls, never a burst.
+    for path in (PICTORY, TORNADO):
+        assert 55 <= vendor.count(path) <= 66
+        times = vendor.times(path)
+        gaps = [b - a for a, b in itertools.pairwise(times)]
+        assert min(gaps) >= 54
+        assert max(gaps) <= 67
+    state = poller.store.get(("pictory", "a"))
+    assert state is not None
+    assert state.polls_total == vendor.count(PICTORY)
+
+
+async def test_jitter_spreads_accounts_out_of_lockstep(
+    poller: Poller, vendor: ScriptedVendor, clock: FakeClock
+) -> None:
+    poller.apply_config(config("60s"))
+    await run_for(poller, clock, 600)
+    assert vendor.times(PICTORY)[0] == vendor.times(TORNADO)[0]
+    assert vendor.times(PICTORY)[1:] != vendor.times(TORNADO)[1:]
+
+
+async def test_requests_carry_our_user_agent_and_the_vendor_auth_header(clock: FakeClock) -> None:
+    seen: list[httpx.Request] = []
+
+    def record(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json=QUOTA)
+
+    transport = httpx.MockTransport(record)
+    async with httpx.AsyncClient(transport=transport, headers={"User-Agent": USER_AGENT}) as client:
+        poller = Poller(StateStore(), client, clock=clock.time, monotonic=clock.monotonic)
+        poller.apply_config(config())
+        poller.tick()
+        await poller.drain()
+    pictory = next(r for r in seen if r.url.path == PICTORY)
+    assert pictory.headers["authorization"] == "pictai_secret_a"
+    assert pictory.headers["user-agent"].startswith("saas-quota-exporter/")
+
+
+async def test_retry_after_is_honoured(
+    poller: Poller, vendor: ScriptedVendor, clock: FakeClock
+) -> None:
+    vendor.answers[PICTORY] = status(429, b'{"message": "slow down"}', {"Retry-After": "600"})
+    poller.apply_config(config("60s"))
+    await run_for(poller, clock, 1)
+    assert vendor.count(PICTORY) == 1
+    vendor.answers[PICTORY] = ok_json(QUOTA)
+    await run_for(poller, clock, 598)
+    assert vendor.count(PICTORY) == 1, "no request before Retry-After elapsed"
+    await run_for(poller, clock, 5)
+    assert vendor.count(PICTORY) == 2
+    state = poller.store.get(("pictory", "a"))
+    assert state is not None
+    assert state.up
+    assert state.error_count(Reason.RATE_LIMITED) == 1
+
+
+async def test_one_failing_account_does_not_touch_another(
+    poller: Poller, vendor: ScriptedVendor, clock: FakeClock
+) -> None:
+    vendor.answers[PICTORY] = status(500, b"<html>bad gateway</html>")
+    poller.apply_config(config("60s"))
+    await run_for(poller, clock, 300)
+    a = poller.store.get(("pictory", "a"))
+    b = poller.store.get(("tornado", "b"))
+    assert a is not None
+    assert b is not None
+    assert not a.up
+    assert a.error_count(Reason.SERVER) == a.polls_total
+    assert b.up
+    assert b.error_count(Reason.SERVER) == 0
+    assert b.polls_total == vendor.count(TORNADO)
+    assert 4 <= b.polls_total <= 6  # b kept its own rhythm while a was retrying
+
+
+async def test_transient_failures_retry_sooner_then_settle_at_the_interval(
+    poller: Poller, vendor: ScriptedVendor, clock: FakeClock
+) -> None:
+    vendor.answers[PICTORY] = status(503, b"")
+    poller.apply_config(config("300s", "15m"))
+    await run_for(poller, clock, 1200)
+    gaps = [b - a for a, b in zip(vendor.times(PICTORY), vendor.times(PICTORY)[1:], strict=False)]
+    # 10 s, 20 s, 40 s, ... each +-10 %, then capped at the 300 s interval.
+    assert 9 <= gaps[0] <= 12
+    assert 18 <= gaps[1] <= 23
+    assert all(gap <= 331 for gap in gaps)
+    assert max(gaps) >= 270
+
+
+async def test_auth_failures_are_retried_at_the_normal_interval(
+    poller: Poller, vendor: ScriptedVendor, clock: FakeClock
+) -> None:
+    vendor.answers[PICTORY] = status(401, b'{"message": "Unauthorized"}')
+    poller.apply_config(config("60s"))
+    await run_for(poller, clock, 600)
+    assert 9 <= vendor.count(PICTORY) <= 11
+    state = poller.store.get(("pictory", "a"))
+    assert state is not None
+    assert state.error_count(Reason.AUTH) == state.polls_total
+    assert state.last_error == "HTTP 401: Unauthorized"
+
+
+async def test_last_good_values_are_kept_until_max_staleness_then_dropped(
+    poller: Poller, vendor: ScriptedVendor, clock: FakeClock
+) -> None:
+    collector = QuotaCollector(poller.store, clock.time)
+
+    def used() -> float | None:
+        for family in collector.collect():
+            for sample in family.samples:
+                if sample.name == "saas_quota_used" and sample.labels == {
+                    "provider": "pictory",
+                    "account": "a",
+                    "meter": "video_seconds",
+                }:
+                    return float(sample.value)
+        return None
+
+    poller.apply_config(config("60s", "3m"))
+    await run_for(poller, clock, 1)
+    assert used() == 600.0
+    vendor.answers[PICTORY] = status(500)
+    state = poller.store.get(("pictory", "a"))
+    assert state is not None
+    last_success = state.last_success
+    assert last_success is not None
+    while clock.now - last_success <= 180:
+        assert used() == 600.0, "cached value must survive failures within max_staleness"
+        await run_for(poller, clock, 10, step=10)
+    assert used() is None, "stale values must be dropped, never zeroed"
+    # The poll bookkeeping stays: up is 0, errors counted.
+    samples = {
+        (s.name, s.labels.get("account")): s.value
+        for family in collector.collect()
+        for s in family.samples
+    }
+    assert samples[("saas_quota_up", "a")] == 0
+    assert samples[("saas_quota_up", "b")] == 1
+
+
+async def test_partial_parse_exports_the_rest_and_counts_a_parse_error(
+    poller: Poller, vendor: ScriptedVendor, clock: FakeClock
+) -> None:
+    vendor.answers[PICTORY] = ok_json(
+        {"videoMinutes": {"used": "lots", "limit": 1}, "aiCredits": {"used": 2, "limit": 5}}
+    )
+    poller.apply_config(config())
+    await run_for(poller, clock, 1)
+    state = poller.store.get(("pictory", "a"))
+    assert state is not None
+    assert state.up
+    assert state.readings is not None
+    assert [m.meter for m in state.readings.meters] == ["ai_credits"]
+    assert state.error_count(Reason.PARSE) == 1
+
+
+async def test_reload_keeps_unchanged_accounts_and_polls_new_ones_at_once(
+    poller: Poller, vendor: ScriptedVendor, clock: FakeClock
+) -> None:
+    poller.apply_config(config("60s"))
+    await run_for(poller, clock, 30)
+    before = poller.store.get(("pictory", "a"))
+    vendor.answers["/vertaaux/api/v1/quota"] = ok_json(
+        {"plan": "pro", "credits_total": 10, "credits_used": 1, "credits_remaining": 9}
+    )
+    added = (
+        "  - {provider: vertaaux, account: c, api_key: vx_live_cccccc,"
+        " base_url: http://vendor.test/vertaaux}\n"
+    )
+    poller.apply_config(config("60s", "3m", added))
+    poller.tick()
+    await poller.drain()
+    assert vendor.count("/vertaaux/api/v1/quota") == 1, "added account is polled at once"
+    assert vendor.count(PICTORY) == 1, "unchanged account keeps its schedule"
+    assert poller.store.get(("pictory", "a")) == before
+    # Removing an account removes its state (and so its series).
+    text = """
+global: {interval: 60s, timeout: 5s}
+accounts:
+  - {provider: tornado, account: b, api_key: sk_secret_bbbb, base_url: http://vendor.test/tornado}
+"""
+    poller.apply_config(parse_config(text))
+    assert poller.store.get(("pictory", "a")) is None
+    assert [s.key for s in poller.store.snapshot()[1]] == [("tornado", "b")]
+
+
+async def test_oversized_body_is_a_parse_error_and_reading_stops(
+    poller: Poller, vendor: ScriptedVendor, clock: FakeClock
+) -> None:
+    vendor.answers[PICTORY] = status(200, b"x" * (2 * 1024 * 1024))
+    poller.apply_config(config())
+    await run_for(poller, clock, 1)
+    state = poller.store.get(("pictory", "a"))
+    assert state is not None
+    assert state.last_error_reason is Reason.PARSE
+    assert "larger than 1048576 bytes" in (state.last_error or "")
+
+
+async def test_gzip_bomb_is_capped_too(
+    poller: Poller, vendor: ScriptedVendor, clock: FakeClock
+) -> None:
+    import gzip
+
+    bomb = gzip.compress(b" " * (8 * 1024 * 1024))
+    vendor.answers[PICTORY] = status(200, bomb, {"Content-Encoding": "gzip"})
+    poller.apply_config(config())
+    await run_for(poller, clock, 1)
+    state = poller.store.get(("pictory", "a"))
+    assert state is not None
+    assert state.last_error_reason is Reason.PARSE
+
+
+async def test_network_errors_are_classified(poller: Poller, clock: FakeClock) -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    def slow(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("timed out", request=request)
+
+    vendor = ScriptedVendor({PICTORY: refuse, TORNADO: slow}, clock=clock)
+    async with httpx.AsyncClient(transport=vendor.transport()) as client:
+        poller = Poller(StateStore(), client, clock=clock.time, monotonic=clock.monotonic)
+        poller.apply_config(config())
+        await run_for(poller, clock, 1)
+        a = poller.store.get(("pictory", "a"))
+        b = poller.store.get(("tornado", "b"))
+    assert a is not None
+    assert b is not None
+    assert a.last_error_reason is Reason.NETWORK
+    assert b.last_error_reason is Reason.TIMEOUT
