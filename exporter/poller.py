@@ -224,7 +224,7 @@ class Poller:
         except httpx.TransportError as exc:
             raise PollError(Reason.NETWORK, _transport_message(exc)) from None
         try:
-            return adapter.parse(status, headers, body)
+            readings = adapter.parse(status, headers, body)
         except PollError:
             raise
         except Exception as exc:  # an adapter bug must not kill the poller
@@ -234,6 +234,15 @@ class Poller:
                 status=status,
                 body_excerpt=excerpt(body),
             ) from None
+        if readings.problems and not readings.meters:
+            # Nothing usable at all: that is a failed poll, not a partial one.
+            raise PollError(
+                Reason.PARSE,
+                "no meter could be parsed: " + "; ".join(readings.problems),
+                status=status,
+                body_excerpt=excerpt(body),
+            )
+        return readings
 
     async def _read_capped(self, response: httpx.Response) -> bytes:
         """The (decoded) body, reading no further than the cap."""

@@ -12,6 +12,8 @@ Tests take control per API key with `set_fault` (status, body, headers, delay).
 from __future__ import annotations
 
 import json
+import socket
+import struct
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -66,6 +68,10 @@ class Fault:
     body: bytes | None = None
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    # Close the connection without answering (a reset as the client sees it).
+    reset: bool = False
+    # Stream this many bytes of filler as the body instead of `body`.
+    stream_bytes: int = 0
 
 
 class VendorSimulator:
@@ -85,6 +91,7 @@ class VendorSimulator:
         self._faults: dict[str, Fault] = {}
         self._lock = threading.Lock()
         self.requests: list[tuple[str, str | None]] = []  # (path, api key) per request
+        self.streamed: list[int] = []  # bytes sent per streamed (stream_bytes) answer
         self.server = ThreadingHTTPServer((host, port), _make_handler(self))
         self.server.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -140,7 +147,10 @@ class VendorSimulator:
         account = self.accounts.get(key)
         if fault is not None:
             body = fault.body if fault.body is not None else self._body(account, provider)
-            return Fault(fault.status, body, fault.headers), fault.delay
+            return (
+                Fault(fault.status, body, fault.headers, 0.0, fault.reset, fault.stream_bytes),
+                fault.delay,
+            )
         if account is None or account.provider != provider:
             return Fault(401, _UNAUTHORIZED[provider]), 0.0
         elapsed = self.clock() - self.t0
@@ -171,6 +181,17 @@ def _make_handler(sim: VendorSimulator) -> type[BaseHTTPRequestHandler]:
             answer, delay = sim.answer(self.path.split("?", 1)[0], headers)
             if delay:
                 time.sleep(delay)
+            if answer.reset:
+                # SO_LINGER 0: close sends RST instead of FIN.
+                self.connection.setsockopt(
+                    socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                )
+                self.connection.close()
+                self.close_connection = True
+                return
+            if answer.stream_bytes:
+                self._stream(answer)
+                return
             body = answer.body or b""
             try:
                 self.send_response(HTTPStatus(answer.status))
@@ -184,6 +205,23 @@ def _make_handler(sim: VendorSimulator) -> type[BaseHTTPRequestHandler]:
                 self.wfile.write(body)
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the client gave up (a timeout test); nothing to tell
+
+        def _stream(self, answer: Fault) -> None:
+            chunk = b" " * 65536
+            sent = 0
+            try:
+                self.send_response(HTTPStatus(answer.status))
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(answer.stream_bytes))
+                self.end_headers()
+                while sent < answer.stream_bytes:
+                    piece = chunk[: answer.stream_bytes - sent]
+                    self.wfile.write(piece)
+                    sent += len(piece)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client stopped reading at its cap, as it should
+            with sim._lock:
+                sim.streamed.append(sent)
 
     return Handler
 

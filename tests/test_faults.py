@@ -1,0 +1,303 @@
+"""Vendor faults against a real local HTTP server (the simulator), not a mock.
+
+The real Poller with a real httpx client talks to the simulator over loopback; only
+the scheduling clock is injected, so "no request before Retry-After elapsed" can be
+checked exactly. Every fault must leave: saas_quota_up 0, the right reason counter,
+the last good values until max_staleness, and one log event naming provider,
+account, HTTP status and a body excerpt, never the key.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from exporter import log
+from exporter.collector import QuotaCollector
+from exporter.config import parse_config
+from exporter.model import Reason
+from exporter.poller import Poller, make_client
+from exporter.simulator import Fault, SimAccount, SimMeter, VendorSimulator
+from exporter.state import AccountState, StateStore
+from tests.fakes import FakeClock
+
+pytestmark = pytest.mark.anyio
+
+KEYS = {
+    "pictory": "pictai_fault_key_0001",
+    "tornado": "sk_fault_key_tornado_0002",
+    "piloterr": "piloterr-fault-key-0003",
+    "vidnavigator": "vidnav-fault-key-0004",
+    "vertaaux": "vx_live_fault_key_0005",
+}
+MIB = 1024 * 1024
+
+
+@pytest.fixture
+def simulator() -> Iterator[VendorSimulator]:
+    accounts = [
+        SimAccount("pictory", KEYS["pictory"], {"video_minutes": SimMeter(limit=100, start=10)}),
+        SimAccount(
+            "tornado",
+            KEYS["tornado"],
+            {"storage_gb": SimMeter(limit=10, start=1), "jobs": SimMeter(limit=None, start=5)},
+        ),
+        SimAccount("piloterr", KEYS["piloterr"], {"api_credits": SimMeter(limit=100, start=40)}),
+        SimAccount(
+            "vidnavigator",
+            KEYS["vidnavigator"],
+            {"credits": SimMeter(limit=80, start=8), "storage_gb": SimMeter(limit=5)},
+        ),
+        SimAccount("vertaaux", KEYS["vertaaux"], {"credits": SimMeter(limit=1000, start=47)}),
+    ]
+    with VendorSimulator(accounts) as sim:
+        yield sim
+
+
+@pytest.fixture
+def logs() -> Iterator[io.StringIO]:
+    buffer = io.StringIO()
+    log.configure("debug", "json", stream=buffer)
+    yield buffer
+    log.configure()
+
+
+@dataclass
+class Rig:
+    poller: Poller
+    clock: FakeClock
+    sim: VendorSimulator
+    logs: io.StringIO
+
+    async def step(self, seconds: float, stride: float = 1.0) -> None:
+        end = self.clock.now + seconds
+        while self.clock.now < end:
+            self.poller.tick()
+            await self.poller.drain()
+            self.clock.advance(stride)
+
+    def state(self, provider: str) -> AccountState:
+        state = self.poller.store.get((provider, "acct"))
+        assert state is not None
+        return state
+
+    def events(self, event: str) -> list[dict[str, Any]]:
+        lines = [json.loads(line) for line in self.logs.getvalue().splitlines() if line]
+        return [line for line in lines if line.get("event") == event]
+
+    def exported(self, provider: str, name: str = "saas_quota_used") -> list[float]:
+        collector = QuotaCollector(self.poller.store, self.clock.time)
+        return [
+            s.value
+            for family in collector.collect()
+            for s in family.samples
+            if s.name == name and s.labels.get("provider") == provider
+        ]
+
+
+@pytest.fixture
+async def rig(simulator: VendorSimulator, logs: io.StringIO) -> AsyncIterator[Rig]:
+    lines = ["global: {interval: 60s, timeout: 1s, max_staleness: 5m}", "accounts:"]
+    for provider, key in KEYS.items():
+        lines.append(
+            f"  - {{provider: {provider}, account: acct, api_key: {key},"
+            f" base_url: '{simulator.base_url(provider)}'}}"
+        )
+    clock = FakeClock(now=time.time(), start=time.time())
+    async with make_client() as client:
+        poller = Poller(
+            StateStore(),
+            client,
+            clock=clock.time,
+            monotonic=clock.monotonic,
+            rng=random.Random(3),
+        )
+        poller.apply_config(parse_config("\n".join(lines)))
+        rig = Rig(poller, clock, simulator, logs)
+        await rig.step(1)
+        for provider in KEYS:
+            assert rig.state(provider).up, rig.state(provider).last_error
+        yield rig
+
+
+@dataclass(frozen=True)
+class Case:
+    provider: str
+    fault: Fault
+    reason: Reason
+    status: int | None
+    excerpt: str  # expected in the log event's body excerpt or error text
+
+
+CASES = {
+    "hang": Case("pictory", Fault(delay=3.0), Reason.TIMEOUT, None, "no complete answer"),
+    "connection_reset": Case("tornado", Fault(reset=True), Reason.NETWORK, None, "Error"),
+    "5xx_html": Case(
+        "piloterr",
+        Fault(
+            502,
+            b"<html><body><h1>502 Bad Gateway</h1></body></html>",
+            {"Content-Type": "text/html"},
+        ),
+        Reason.SERVER,
+        502,
+        "502 Bad Gateway",
+    ),
+    "truncated_json": Case(
+        "vertaaux",
+        Fault(200, b'{"plan": "pro", "credits_total": 10'),
+        Reason.PARSE,
+        200,
+        '{"plan": "pro", "credits_total": 10',
+    ),
+    "wrong_types": Case(
+        "pictory",
+        Fault(200, b'{"videoMinutes": [1, 2], "aiCredits": "many"}'),
+        Reason.PARSE,
+        200,
+        "",
+    ),
+    "huge_body": Case(
+        "vidnavigator",
+        Fault(200, stream_bytes=64 * MIB),
+        Reason.PARSE,
+        None,
+        "larger than 1048576 bytes",
+    ),
+    "401": Case(
+        "tornado", Fault(401, b'{"error": "Invalid API Key"}'), Reason.AUTH, 401, "Invalid API Key"
+    ),
+    "402": Case(
+        "piloterr",
+        Fault(402, b'{"error": "Payment required"}'),
+        Reason.PAYMENT,
+        402,
+        "Payment required",
+    ),
+    "403": Case(
+        "vertaaux",
+        Fault(403, b'{"error": "forbidden", "message": "IP not allowed"}'),
+        Reason.FORBIDDEN,
+        403,
+        "IP not allowed",
+    ),
+    "piloterr_key_quota_401": Case(
+        "piloterr",
+        Fault(401, b'{"error": "Rate limit exceeded for the API key: quota monthly"}'),
+        Reason.RATE_LIMITED,
+        401,
+        "quota monthly",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+async def test_fault_keeps_serving_last_good_values(rig: Rig, name: str) -> None:
+    case = CASES[name]
+    good = rig.exported(case.provider)
+    assert good, "the good poll exported values"
+    rig.sim.set_fault(KEYS[case.provider], case.fault)
+    started = time.monotonic()
+    await rig.step(70)  # one more poll of every account
+    took = time.monotonic() - started
+    state = rig.state(case.provider)
+    assert not state.up
+    assert state.error_count(case.reason) >= 1, state.last_error
+    assert state.last_error_reason is case.reason
+    # Last good values still exported, never zeros, while within max_staleness.
+    assert rig.exported(case.provider) == good
+    assert rig.exported(case.provider, "saas_quota_up") == [0.0]
+    # The other accounts were not touched.
+    for other in KEYS:
+        if other != case.provider:
+            assert rig.state(other).up, other
+    # One log event per failed poll, with what an operator needs and no key.
+    events = [e for e in rig.events("poll failed") if e["provider"] == case.provider]
+    assert len(events) == state.consecutive_failures
+    event = events[0]
+    assert event["account"] == "acct"
+    assert event["reason"] == case.reason.value
+    assert event["status"] == case.status
+    assert case.excerpt in (event.get("body") or "") + event["error"]
+    assert KEYS[case.provider] not in rig.logs.getvalue()
+    if name == "hang":
+        assert took < 10, "the timeout bounds a hanging vendor"
+    # Past max_staleness the values go, the bookkeeping stays.
+    await rig.step(400, stride=10)
+    assert rig.exported(case.provider) == []
+    assert rig.exported(case.provider, "saas_quota_up") == [0.0]
+
+
+async def test_huge_body_is_not_read_past_the_cap(rig: Rig) -> None:
+    rig.sim.set_fault(KEYS["vidnavigator"], Fault(200, stream_bytes=64 * MIB))
+    await rig.step(70)
+    assert rig.state("vidnavigator").last_error_reason is Reason.PARSE
+    # The vendor got to send the cap plus what socket buffers took, not 64 MiB.
+    assert rig.sim.streamed
+    assert max(rig.sim.streamed) < 16 * MIB
+
+
+async def test_retry_after_holds_off_every_request(rig: Rig) -> None:
+    key = KEYS["vertaaux"]
+    rig.sim.set_fault(
+        key,
+        Fault(
+            429, b'{"error": "rate_limit_exceeded", "message": "slow down"}', {"Retry-After": "900"}
+        ),
+    )
+    await rig.step(70)
+    assert rig.state("vertaaux").last_error_reason is Reason.RATE_LIMITED
+    limited_at = rig.state("vertaaux").last_poll_end
+    assert limited_at is not None
+    count = rig.sim.request_count(key)
+    rig.sim.set_fault(key, None)
+    await rig.step(limited_at + 895 - rig.clock.now, stride=5)
+    assert rig.sim.request_count(key) == count, "no request before Retry-After elapsed"
+    await rig.step(20)
+    assert rig.sim.request_count(key) == count + 1
+    assert rig.state("vertaaux").up
+
+
+async def test_vidnavigator_key_ban_is_respected(rig: Rig) -> None:
+    """A 429 bans the key for a minute: even with a 10 s interval we wait 60 s."""
+    key = KEYS["vidnavigator"]
+    text = (
+        "global: {interval: 10s, timeout: 1s}\naccounts:\n"
+        f"  - {{provider: vidnavigator, account: acct, api_key: {key},"
+        f" base_url: '{rig.sim.base_url('vidnavigator')}'}}\n"
+    )
+    rig.poller.apply_config(parse_config(text))
+    await rig.step(1)
+    rig.sim.set_fault(
+        key,
+        Fault(
+            429,
+            b'{"status": "error", "error": "rate_limit_exceeded",'
+            b' "message": "blocked for 60 seconds"}',
+        ),
+    )
+    await rig.step(12)
+    banned_at = rig.clock.now
+    count = rig.sim.request_count(key)
+    rig.sim.set_fault(key, None)
+    while rig.sim.request_count(key) == count:
+        await rig.step(1)
+    assert rig.clock.now - banned_at >= 60 - 12
+
+
+async def test_recovery_is_logged_and_up_returns(rig: Rig) -> None:
+    rig.sim.set_fault(KEYS["pictory"], Fault(500, b"oops"))
+    await rig.step(70)
+    assert not rig.state("pictory").up
+    rig.sim.set_fault(KEYS["pictory"], None)
+    await rig.step(400, stride=5)
+    assert rig.state("pictory").up
+    assert rig.state("pictory").consecutive_failures == 0
+    assert [e["provider"] for e in rig.events("poll recovered")] == ["pictory"]
