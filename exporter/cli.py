@@ -80,6 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure(args.log_level, args.log_format)
     if not args.config_file:
         parser.error("--config.file is required (or run 'saas-quota-exporter demo')")
+    # A usage error, reported as one before the config is even read.
+    listen = _listen(args.listen)
 
     if args.config_check:
         return _check(args.config_file)
@@ -101,7 +103,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"invalid web config {args.web_config_file}:\n  {exc}", file=sys.stderr)
             return EXIT_CONFIG
 
-    listen = _listen(args.listen)
     exporter = Exporter(lambda: load_config(args.config_file), listen, security=security)
     try:
         asyncio.run(exporter.run(config))

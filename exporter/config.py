@@ -33,6 +33,11 @@ STALENESS_FACTOR: Final = 3
 _ACCOUNT_NAME = re.compile(r"^[a-zA-Z0-9_.-]+$")
 _ENV_REF = re.compile(r"\$\$|\$\{([^}]*)\}")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# user:password@ in a URL, with or without a scheme (checked before the URL is echoed).
+_URL_USERINFO = re.compile(r"^(?:[^/?#]*://)?[^/?#]*@")
+# A Python repr PyYAML puts in its messages: one character, a token name, or a name.
+_YAML_QUOTED = re.compile(r""" ?('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")""")
+_YAML_ONE_CHAR = re.compile(r"""^(['"])(?:[^\\]|\\x[0-9a-f]{2}|\\u[0-9a-f]{4}|\\.)\1$""")
 _GLOBAL_KEYS: Final = ("interval", "timeout", "max_staleness")
 _ACCOUNT_KEYS: Final = (
     "provider",
@@ -126,13 +131,21 @@ class _Loader:
         self.source = source
         self.environ = environ
         self.base_dir = base_dir
-        self.problems: list[str] = []
+        # (line, column, text): reported in document order, the order one fixes them in.
+        self.problems: list[tuple[int, int, str]] = []
         self.warnings: list[str] = []
 
     # --- reporting ----------------------------------------------------------------
 
     def problem(self, node: Node | None, where: str, message: str) -> None:
-        self.problems.append(f"{self._position(node)}{where + ': ' if where else ''}{message}")
+        line, column = (
+            (node.start_mark.line, node.start_mark.column) if node is not None else (-1, -1)
+        )
+        text = f"{self._position(node)}{where + ': ' if where else ''}{message}"
+        self.problems.append((line, column, text))
+
+    def error(self) -> ConfigError:
+        return ConfigError([text for *_, text in sorted(self.problems, key=lambda p: p[:2])])
 
     def warning(self, node: Node | None, where: str, message: str) -> None:
         self.warnings.append(f"{self._position(node)}{where}: {message}")
@@ -152,24 +165,59 @@ class _Loader:
             # str(exc) would quote the offending line, which may hold a key.
             mark = exc.problem_mark or exc.context_mark
             where = f"{self.source}:{mark.line + 1}:{mark.column + 1}" if mark else self.source
-            what = exc.problem or exc.context or "invalid YAML"
-            raise ConfigError([f"{where}: YAML syntax error: {what}"]) from None
+            raise ConfigError([f"{where}: YAML syntax error: {_yaml_message(exc)}"]) from None
+        except yaml.reader.ReaderError as exc:
+            line = text.count("\n", 0, exc.position) + 1
+            column = exc.position - text.rfind("\n", 0, exc.position)
+            raise ConfigError(
+                [
+                    f"{self.source}:{line}:{column}: YAML syntax error: unacceptable character"
+                    f" #x{exc.character:04x}: {exc.reason}"
+                ]
+            ) from None
         except yaml.YAMLError as exc:
             raise ConfigError([f"{self.source}: YAML error: {type(exc).__name__}"]) from None
-        if root is None:
+        if root is None or _is_null(root):
             raise ConfigError([f"{self.source}: config file is empty; it needs 'accounts:'"])
+        if not isinstance(root, MappingNode):
+            raise ConfigError(
+                [
+                    f"{self._position(root)}the top level must be a mapping with 'accounts:',"
+                    f" got {_kind(root)}"
+                ]
+            )
         top = self.mapping(root, "", _TOP_KEYS)
         if top is None:
-            raise ConfigError(self.problems)
+            raise self.error()
 
         interval = DEFAULT_INTERVAL
         timeout = DEFAULT_TIMEOUT
         staleness: float | None = None
-        glob = self.mapping(top["global"], "global", _GLOBAL_KEYS) if "global" in top else None
+        glob = None
+        if "global" in top and not _is_null(top["global"]):  # `global:` alone: all defaults
+            glob = self.mapping(top["global"], "global", _GLOBAL_KEYS)
         if glob:
+            before = len(self.problems)
             interval = self.duration(glob.get("interval"), "global.interval") or interval
             timeout = self.duration(glob.get("timeout"), "global.timeout", minimum=0.001) or timeout
             staleness = self.duration(glob.get("max_staleness"), "global.max_staleness")
+            durations_ok = len(self.problems) == before
+            # Checked once here, not again for every account that inherits them.
+            if timeout >= interval and durations_ok:
+                field_name = "timeout" if "timeout" in glob else "interval"
+                self.problem(
+                    glob[field_name],
+                    f"global.{field_name}",
+                    f"timeout {format_duration(timeout)} must be shorter than the interval"
+                    f" {format_duration(interval)}",
+                )
+            if staleness is not None and staleness < interval and durations_ok:
+                self.problem(
+                    glob.get("max_staleness"),
+                    "global.max_staleness",
+                    f"max_staleness {format_duration(staleness)} is shorter than the interval"
+                    f" {format_duration(interval)}: values would vanish between polls",
+                )
 
         accounts: list[AccountConfig] = []
         if "accounts" not in top:
@@ -179,7 +227,7 @@ class _Loader:
         if not self.problems and "accounts" in top and not accounts:
             self.warning(top["accounts"], "accounts", "no accounts configured; nothing to poll")
         if self.problems:
-            raise ConfigError(self.problems)
+            raise self.error()
         REDACTOR.register(*(a.api_key.reveal() for a in accounts))
         return Config(
             accounts=tuple(accounts),
@@ -261,17 +309,20 @@ class _Loader:
         timeout = own_timeout or timeout
         max_staleness = own_staleness or staleness or interval * STALENESS_FACTOR
 
-        if timeout >= interval:
+        # Reported where the account sets one of the two; global pairs are checked once.
+        if timeout >= interval and (own_timeout or own_interval):
+            field_name = "timeout" if own_timeout else "interval"
             self.problem(
-                fields.get("timeout") or node,
-                f"{where}.timeout",
+                fields[field_name],
+                f"{where}.{field_name}",
                 f"timeout {format_duration(timeout)} must be shorter than the interval"
                 f" {format_duration(interval)}",
             )
-        if max_staleness < interval:
+        if max_staleness < interval and (own_staleness or own_interval):
+            field_name = "max_staleness" if own_staleness else "interval"
             self.problem(
-                fields.get("max_staleness") or node,
-                f"{where}.max_staleness",
+                fields[field_name],
+                f"{where}.{field_name}",
                 f"max_staleness {format_duration(max_staleness)} is shorter than the interval"
                 f" {format_duration(interval)}: values would vanish between polls",
             )
@@ -342,11 +393,19 @@ class _Loader:
         text = self.string(node, where, None)
         if text is None:
             return None
+        if _URL_USERINFO.match(text):
+            # Before anything echoes the URL: credentials in a URL end up in logs.
+            self.problem(node, where, "invalid URL: user or password in a URL is not allowed")
+            return None
         try:
             parts = urlsplit(text)
-            parts.port  # noqa: B018 - raises ValueError for a bad port
         except ValueError as exc:
             self.problem(node, where, f"invalid URL {text!r}: {exc}")
+            return None
+        try:
+            parts.port  # noqa: B018 - raises ValueError for a bad port
+        except ValueError:
+            self.problem(node, where, f"invalid URL {text!r}: the port must be a number 0-65535")
             return None
         if parts.scheme not in ("http", "https") or not parts.hostname:
             self.problem(node, where, f"invalid URL {text!r}: need http:// or https:// and a host")
@@ -401,7 +460,10 @@ class _Loader:
         if _is_null(node):
             self.problem(node, where, "is empty")
             return None
-        return self.expand(node, where, secret=secret)
+        before = len(self.problems)
+        value = self.expand(node, where, secret=secret)
+        # A failed ${VAR} is that one problem, not also "is empty" or a bad URL.
+        return value if len(self.problems) == before else None
 
     def duration(
         self, node: Node | None, where: str, minimum: float = MIN_INTERVAL
@@ -440,6 +502,23 @@ class _Loader:
             return value
 
         return _ENV_REF.sub(substitute, str(node.value))
+
+
+def _yaml_message(exc: yaml.MarkedYAMLError) -> str:
+    """PyYAML's words without the anchor, alias and tag names it quotes (one may be a key).
+
+    Kept: single characters ('\\t') and token names ('<block end>').
+    """
+    context, start, end = exc.context, exc.context_mark, exc.problem_mark
+    if context and start and end and start.line != end.line:
+        context += f" at line {start.line + 1}"
+    text = ", ".join(part for part in (context, exc.problem) if part) or "invalid YAML"
+
+    def keep(match: re.Match[str]) -> str:
+        quoted = match.group(1)
+        return match.group(0) if quoted[1] == "<" or _YAML_ONE_CHAR.match(quoted) else ""
+
+    return _YAML_QUOTED.sub(keep, text)
 
 
 def _is_null(node: Node) -> bool:

@@ -1,0 +1,1092 @@
+"""The config loader: tables of good configs with their values, bad configs with messages.
+
+Every bad config is checked against the exact list of problems, in document order,
+each `file:line:col: path: message`. The fake keys below are distinctive so that a
+message which echoes one is caught wherever it appears.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from exporter.config import AccountConfig, Config, ConfigError, load_config, parse_config
+from exporter.redaction import REDACTED, REDACTOR, Secret
+
+SOURCE = "exporter.yml"
+KEY = "sk_live_FAKEKEY_4d1e7a2b9c"
+KEY2 = "sk_live_FAKEKEY_second_83f1"
+FILE_KEY = "fk_FAKEFILEKEY_0c9b8a7f"
+ENV_KEY = "ek_FAKEENVKEY_55aa33cc"
+SECRETS = (KEY, KEY2, FILE_KEY, ENV_KEY, "pw_FAKEPASSWORD_77")
+PROVIDER_LIST = "pictory, piloterr, tornado, vertaaux, vidnavigator"
+ACCOUNT_KEYS = (
+    "provider, account, api_key, api_key_file, base_url, interval, timeout, max_staleness"
+)
+GRAMMAR_HINT = "use whole numbers with units y, w, d, h, m, s, ms, largest first, e.g. 1h30m"
+# Marks a tmp_path-relative path in the tables; resolved per test.
+DIR = "{dir}"
+
+MIN = 60.0
+HOUR = 3600.0
+
+
+def account(
+    provider: str = "pictory",
+    name: str = "marketing",
+    key: str = KEY,
+    *,
+    interval: float = 5 * MIN,
+    timeout: float = 10.0,
+    max_staleness: float = 15 * MIN,
+    base_url: str | None = None,
+    api_key_file: str | None = None,
+) -> AccountConfig:
+    return AccountConfig(
+        provider=provider,
+        account=name,
+        api_key=Secret(key),
+        interval=interval,
+        timeout=timeout,
+        max_staleness=max_staleness,
+        base_url=base_url,
+        api_key_file=api_key_file,
+    )
+
+
+def parse(
+    text: str,
+    base_dir: Path,
+    environ: dict[str, str] | None = None,
+    files: dict[str, str] | None = None,
+) -> Config:
+    for name, content in (files or {}).items():
+        path = base_dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content)
+    return parse_config(
+        textwrap.dedent(text).removeprefix("\n"),
+        source=SOURCE,
+        environ=environ or {},
+        base_dir=base_dir,
+    )
+
+
+def assert_no_secret(*texts: str) -> None:
+    for text in texts:
+        for secret in SECRETS:
+            assert secret not in text
+
+
+def resolve(expected: Config, base_dir: Path) -> Config:
+    accounts = tuple(
+        dataclasses.replace(a, api_key_file=a.api_key_file.replace(DIR, str(base_dir)))
+        if a.api_key_file
+        else a
+        for a in expected.accounts
+    )
+    return dataclasses.replace(expected, accounts=accounts)
+
+
+# --- good configs -------------------------------------------------------------------
+
+GOOD = [
+    pytest.param(
+        f"""
+        accounts:
+          - provider: pictory
+            account: marketing
+            api_key: {KEY}
+        """,
+        {},
+        {},
+        Config(accounts=(account(),)),
+        id="minimal: all defaults (5m, 10s, 3 x interval)",
+    ),
+    pytest.param(
+        f"""
+        global:
+          interval: 10m
+          timeout: 30s
+        accounts:
+          - {{provider: pictory, account: a, api_key: {KEY}}}
+        """,
+        {},
+        {},
+        Config(
+            accounts=(account(name="a", interval=10 * MIN, timeout=30, max_staleness=30 * MIN),),
+            interval=10 * MIN,
+            timeout=30,
+            max_staleness=30 * MIN,
+        ),
+        id="global interval and timeout; staleness follows the interval",
+    ),
+    pytest.param(
+        f"""
+        global:
+          interval: 2m
+          max_staleness: 1h
+        accounts:
+          - {{provider: pictory, account: a, api_key: {KEY}}}
+        """,
+        {},
+        {},
+        Config(
+            accounts=(account(name="a", interval=2 * MIN, max_staleness=HOUR),),
+            interval=2 * MIN,
+            max_staleness=HOUR,
+        ),
+        id="global max_staleness",
+    ),
+    pytest.param(
+        f"""
+        global:
+        accounts:
+          - {{provider: pictory, account: a, api_key: {KEY}}}
+        """,
+        {},
+        {},
+        Config(accounts=(account(name="a"),)),
+        id="empty global: defaults",
+    ),
+    pytest.param(
+        f"""
+        global:
+          interval: 10m
+        accounts:
+          - provider: pictory
+            account: fast
+            api_key: {KEY}
+            interval: 2m
+            timeout: 5s
+            max_staleness: 7m
+          - provider: pictory
+            account: slow
+            api_key: {KEY2}
+            interval: 1h
+          - provider: tornado
+            account: fast
+            api_key: {KEY}
+            timeout: 1m
+        """,
+        {},
+        {},
+        Config(
+            accounts=(
+                account(name="fast", interval=2 * MIN, timeout=5, max_staleness=7 * MIN),
+                account(name="slow", key=KEY2, interval=HOUR, max_staleness=3 * HOUR),
+                account("tornado", "fast", interval=10 * MIN, timeout=MIN, max_staleness=30 * MIN),
+            ),
+            interval=10 * MIN,
+            max_staleness=30 * MIN,
+        ),
+        id="per-account overrides; same account name under another provider",
+    ),
+    pytest.param(
+        """
+        accounts:
+          - provider: ${PROVIDER}
+            account: ${TEAM}-${STAGE}
+            api_key: ${PICTORY_API_KEY}
+            base_url: http://127.0.0.1:${PORT}/mock
+            interval: ${INTERVAL}
+        """,
+        {
+            "PROVIDER": "pictory",
+            "TEAM": "growth",
+            "STAGE": "prod",
+            "PICTORY_API_KEY": ENV_KEY,
+            "PORT": "8080",
+            "INTERVAL": "90s",
+        },
+        {},
+        Config(
+            accounts=(
+                account(
+                    name="growth-prod",
+                    key=ENV_KEY,
+                    interval=90,
+                    max_staleness=270,
+                    base_url="http://127.0.0.1:8080/mock",
+                ),
+            )
+        ),
+        id="${VAR} expansion in every field",
+    ),
+    pytest.param(
+        f"""
+        accounts:
+          - provider: pictory
+            account: a
+            api_key: "{KEY}$$x$${{NOT_EXPANDED}}"
+            base_url: $$
+        """.replace("base_url: $$", "base_url: https://h/$$"),
+        {},
+        {},
+        Config(
+            accounts=(account(name="a", key=KEY + "$x${NOT_EXPANDED}", base_url="https://h/$"),)
+        ),
+        id="$$ is a literal $",
+    ),
+    pytest.param(
+        """
+        accounts:
+          - provider: vertaaux
+            account: prod
+            api_key_file: secrets/vertaaux.key
+          - provider: piloterr
+            account: prod
+            api_key_file: ./piloterr.key
+        """,
+        {},
+        {"secrets/vertaaux.key": f"  {FILE_KEY}\n\n", "piloterr.key": f"\t{KEY2}\r\n"},
+        Config(
+            accounts=(
+                account("vertaaux", "prod", FILE_KEY, api_key_file=f"{DIR}/secrets/vertaaux.key"),
+                account("piloterr", "prod", KEY2, api_key_file=f"{DIR}/piloterr.key"),
+            )
+        ),
+        id="api_key_file relative to the config dir, whitespace stripped",
+    ),
+    pytest.param(
+        f"""
+        accounts:
+          - provider: vertaaux
+            account: a
+            api_key: "  {KEY}  "
+            base_url: https://proxy.example:8443/vertaaux/
+          - provider: tornado
+            account: b
+            api_key: {KEY}
+            base_url: http://127.0.0.1:9000
+          - provider: vidnavigator
+            account: c
+            api_key: {KEY}
+            base_url: HTTP://[::1]:9000//
+        """,
+        {},
+        {},
+        Config(
+            accounts=(
+                account("vertaaux", "a", base_url="https://proxy.example:8443/vertaaux"),
+                account("tornado", "b", base_url="http://127.0.0.1:9000"),
+                account("vidnavigator", "c", base_url="HTTP://[::1]:9000"),
+            )
+        ),
+        id="base_url trailing slashes stripped; api_key whitespace stripped",
+    ),
+    pytest.param(
+        f"""
+        accounts:
+          - {{provider: pictory, account: A.b_c-9, api_key: {KEY}}}
+          - {{provider: tornado, account: "1", api_key: 12345678}}
+          - {{provider: piloterr, account: x, api_key: {KEY}}}
+          - {{provider: vidnavigator, account: x, api_key: {KEY}}}
+          - {{provider: vertaaux, account: x, api_key: {KEY}}}
+        """,
+        {},
+        {},
+        Config(
+            accounts=(
+                account("pictory", "A.b_c-9"),
+                account("tornado", "1", "12345678"),
+                account("piloterr", "x"),
+                account("vidnavigator", "x"),
+                account("vertaaux", "x"),
+            )
+        ),
+        id="all five providers, flow style, a numeric key",
+    ),
+    pytest.param(
+        f"""
+        accounts:
+          - provider: pictory
+            account: a
+            api_key: {KEY}
+            interval: 30s
+          - provider: tornado
+            account: b
+            api_key: {KEY}
+            interval: 1m
+        """,
+        {},
+        {},
+        Config(
+            accounts=(
+                account(name="a", interval=30, max_staleness=90),
+                account("tornado", "b", interval=MIN, max_staleness=3 * MIN),
+            ),
+            warnings=(
+                f"{SOURCE}:5:15: accounts[0].interval: 30s is below pictory's recommended minimum"
+                " of 1m; accepted, but it spends the vendor's rate limit for no fresher data",
+            ),
+        ),
+        id="warning: interval under the provider minimum (and none at the minimum)",
+    ),
+    pytest.param(
+        f"""
+        global:
+          interval: 5s
+          timeout: 2s
+        accounts:
+          - {{provider: pictory, account: a, api_key: {KEY}}}
+        """,
+        {},
+        {},
+        Config(
+            accounts=(account(name="a", interval=5, timeout=2, max_staleness=15),),
+            interval=5,
+            timeout=2,
+            max_staleness=15,
+            warnings=(
+                f"{SOURCE}:5:5: accounts[0].interval: 5s is below pictory's recommended minimum"
+                " of 1m; accepted, but it spends the vendor's rate limit for no fresher data",
+            ),
+        ),
+        id="warning: a global interval under the minimum, at the account",
+    ),
+    pytest.param(
+        """
+        accounts: []
+        """,
+        {},
+        {},
+        Config(
+            accounts=(),
+            warnings=(f"{SOURCE}:1:11: accounts: no accounts configured; nothing to poll",),
+        ),
+        id="warning: empty account list",
+    ),
+    pytest.param(
+        """
+        global:
+          interval: 1m
+        accounts:
+        """,
+        {},
+        {},
+        Config(
+            accounts=(),
+            interval=MIN,
+            max_staleness=3 * MIN,
+            warnings=(f"{SOURCE}:3:10: accounts: no accounts configured; nothing to poll",),
+        ),
+        id="warning: accounts: with nothing under it",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "environ", "files", "expected"), GOOD)
+def test_good_config(
+    text: str, environ: dict[str, str], files: dict[str, str], expected: Config, tmp_path: Path
+) -> None:
+    config = parse(text, tmp_path, environ, files)
+    assert config == resolve(expected, tmp_path)
+    assert_no_secret(repr(config), *config.warnings)
+
+
+def test_loaded_keys_are_registered_for_redaction(tmp_path: Path) -> None:
+    (tmp_path / "k").write_text(FILE_KEY + "\n")
+    parse(
+        f"""
+        accounts:
+          - {{provider: pictory, account: a, api_key: {KEY}}}
+          - {{provider: tornado, account: b, api_key: "${{TORNADO_KEY}}"}}
+          - {{provider: piloterr, account: c, api_key_file: k}}
+        """,
+        tmp_path,
+        {"TORNADO_KEY": ENV_KEY},
+    )
+    for key in (KEY, ENV_KEY, FILE_KEY):
+        assert REDACTOR.scrub(key) == REDACTED
+        assert REDACTOR.scrub(f"401: bad key {key}!") == f"401: bad key {REDACTED}!"
+
+
+def test_account_derived_values(tmp_path: Path) -> None:
+    config = parse(
+        f"""
+        accounts:
+          - provider: vertaaux
+            account: prod
+            api_key: {KEY}
+            base_url: https://proxy.example/vertaaux/
+          - {{provider: tornado, account: prod, api_key: {KEY}}}
+        """,
+        tmp_path,
+    )
+    proxied, default = config.accounts
+    assert proxied.key == ("vertaaux", "prod")
+    assert proxied.adapter.name == "vertaaux"
+    assert proxied.url == "https://proxy.example/vertaaux/api/v1/quota"
+    assert default.url.endswith("/usage")
+    assert default.url.startswith("https://")
+    assert str(proxied.api_key) == REDACTED
+    assert KEY not in repr(proxied)
+
+
+def test_load_config_resolves_key_files_next_to_the_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conf_dir = tmp_path / "etc"
+    conf_dir.mkdir()
+    (conf_dir / "pictory.key").write_text(f"{FILE_KEY}\n")
+    path = conf_dir / "exporter.yml"
+    path.write_text("accounts:\n  - {provider: pictory, account: a, api_key_file: pictory.key}\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    config = load_config(Path("..") / "etc" / "exporter.yml", environ={})
+    assert config.accounts[0].api_key == Secret(FILE_KEY)
+    assert config.accounts[0].api_key_file == str(conf_dir / "pictory.key")
+
+
+def test_load_config_reports_an_unreadable_file(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.yml"
+    with pytest.raises(ConfigError) as info:
+        load_config(missing, environ={})
+    assert info.value.problems == (
+        f"{missing}: cannot read config file: No such file or directory",
+    )
+
+    latin1 = tmp_path / "latin1.yml"
+    latin1.write_bytes(b"accounts: []  # caf\xe9\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(latin1, environ={})
+    assert info.value.problems == (
+        f"{latin1}: config file is not UTF-8: invalid continuation byte",
+    )
+
+
+# --- bad configs --------------------------------------------------------------------
+
+BAD = [
+    # YAML syntax: position only; PyYAML's own message would quote the line (a key).
+    pytest.param(
+        f"""
+        accounts:
+          - provider: pictory
+            account: marketing
+            api_key: {KEY}: oops
+        """,
+        {},
+        {},
+        [f"{SOURCE}:4:40: YAML syntax error: mapping values are not allowed here"],
+        id="yaml: colon after a key",
+    ),
+    pytest.param(
+        f"""
+        accounts:
+          - provider: pictory
+            account: marketing
+            api_key: "{KEY}
+        """,
+        {},
+        {},
+        [
+            f"{SOURCE}:5:1: YAML syntax error: while scanning a quoted scalar at line 4,"
+            " found unexpected end of stream"
+        ],
+        id="yaml: unclosed quote",
+    ),
+    pytest.param(
+        f"""
+        accounts:
+          - provider: pictory
+            account: marketing
+            api_key: *{KEY}
+        """,
+        {},
+        {},
+        [f"{SOURCE}:4:14: YAML syntax error: found undefined alias"],
+        id="yaml: a key read as an alias is not named",
+    ),
+    pytest.param(
+        f"""
+        accounts:
+          - provider: pictory
+           account: {KEY}
+        """,
+        {},
+        {},
+        [
+            f"{SOURCE}:3:4: YAML syntax error: while parsing a block collection at line 2,"
+            " expected <block end>, but found '<block mapping start>'"
+        ],
+        id="yaml: bad indentation",
+    ),
+    pytest.param(
+        "accounts:\n\t- provider: pictory\n",
+        {},
+        {},
+        [
+            f"{SOURCE}:2:1: YAML syntax error: while scanning for the next token,"
+            " found character '\\t' that cannot start any token"
+        ],
+        id="yaml: tab indentation",
+    ),
+    pytest.param(
+        "accounts: []\n---\naccounts: []\n",
+        {},
+        {},
+        [
+            f"{SOURCE}:2:1: YAML syntax error: expected a single document in the stream at"
+            " line 1, but found another document"
+        ],
+        id="yaml: two documents",
+    ),
+    pytest.param(
+        f"accounts:\n  - api_key: {KEY}\x07\n",
+        {},
+        {},
+        [
+            f"{SOURCE}:2:40: YAML syntax error: unacceptable character #x0007:"
+            " special characters are not allowed"
+        ],
+        id="yaml: control character",
+    ),
+    pytest.param("", {}, {}, [f"{SOURCE}: config file is empty; it needs 'accounts:'"], id="empty"),
+    pytest.param(
+        "# nothing yet\n",
+        {},
+        {},
+        [f"{SOURCE}: config file is empty; it needs 'accounts:'"],
+        id="only a comment",
+    ),
+    pytest.param(
+        "---\n", {}, {}, [f"{SOURCE}: config file is empty; it needs 'accounts:'"], id="only ---"
+    ),
+    pytest.param(
+        "- provider: pictory\n",
+        {},
+        {},
+        [f"{SOURCE}:1:1: the top level must be a mapping with 'accounts:', got a list"],
+        id="top level is a list",
+    ),
+    pytest.param(
+        f"{KEY}\n",
+        {},
+        {},
+        [f"{SOURCE}:1:1: the top level must be a mapping with 'accounts:', got a string"],
+        id="top level is a string (never echoed)",
+    ),
+    pytest.param(
+        """
+        global:
+          interval: 5m
+        """,
+        {},
+        {},
+        [f"{SOURCE}:1:1: missing 'accounts:' (a list of accounts to poll)"],
+        id="missing accounts",
+    ),
+    pytest.param(
+        f"""
+        scrape_interval: 1m
+        accounts:
+          - {{provider: pictory, account: a, api_key: {KEY}}}
+        """,
+        {},
+        {},
+        [
+            f"{SOURCE}:1:1: scrape_interval: unknown key 'scrape_interval';"
+            " allowed keys: global, accounts"
+        ],
+        id="unknown top-level key",
+    ),
+    pytest.param(
+        f"""
+        global:
+          intervall: 5m
+        accounts:
+          - {{provider: pictory, account: a, api_key: {KEY}}}
+        """,
+        {},
+        {},
+        [
+            f"{SOURCE}:2:3: global.intervall: unknown key 'intervall';"
+            " allowed keys: interval, timeout, max_staleness"
+        ],
+        id="unknown global key",
+    ),
+    pytest.param(
+        f"""
+        accounts:
+          - provider: pictory
+            account: a
+            apikey: {KEY}
+        """,
+        {},
+        {},
+        [
+            f"{SOURCE}:2:5: accounts[0]: missing api_key or api_key_file",
+            f"{SOURCE}:4:5: accounts[0].apikey: unknown key 'apikey'; allowed keys: {ACCOUNT_KEYS}",
+        ],
+        id="unknown account key (the value is not echoed)",
+    ),
+    pytest.param(
+        f"""
+        accounts:
+          - provider: pictory
+            account: a
+            api_key: {KEY}
+            api_key: {KEY2}
+        """,
+        {},
+        {},
+        [f"{SOURCE}:5:5: accounts[0].api_key: duplicate key"],
+        id="duplicate account key",
+    ),
+    pytest.param(
+        f"""
+        accounts:
+          - {{provider: pictory, account: a, api_key: {KEY}}}
+        accounts:
+          - {{provider: pictory, account: b, api_key: {KEY}}}
+        """,
+        {},
+        {},
+        [f"{SOURCE}:3:1: accounts: duplicate key"],
+        id="duplicate top-level key",
+    ),
+    pytest.param(
+        f"""
+        accounts:
+          - {{provider: pictori, account: a, api_key: {KEY}}}
+        """,
+        {},
+        {},
+        [
+            f"{SOURCE}:2:16: accounts[0].provider: unknown provider 'pictori';"
+            f" valid providers: {PROVIDER_LIST}"
+        ],
+        id="unknown provider",
+    ),
+    pytest.param(
+        f"""
+        accounts:
+          - {{account: a, api_key: {KEY}}}
+          - {{provider: pictory, api_key: {KEY}}}
+          - {{api_key: {KEY}}}
+        """,
+        {},
+        {},
+        [
+            f"{SOURCE}:2:5: accounts[0].provider: is required",
+            f"{SOURCE}:3:5: accounts[1].account: is required",
+            f"{SOURCE}:4:5: accounts[2].provider: is required",
+            f"{SOURCE}:4:5: accounts[2].account: is required",
+        ],
+        id="missing provider or account",
+    ),
+    pytest.param(
+        f"""
+        accounts:
+          - {{provider: pictory, account: team a, api_key: {KEY}}}
+          - {{provider: pictory, account: "b/c", api_key: {KEY}}}
+          - {{provider: pictory, account: "", api_key: {KEY}}}
+          - {{provider: pictory, account: , api_key: {KEY}}}
+        """,
+        {},
+        {},
+        [
+            f"{SOURCE}:2:34: accounts[0].account: invalid account name 'team a':"
+            " use letters, digits, '_', '.' and '-' only",
+            f"{SOURCE}:3:34: accounts[1].account: invalid account name 'b/c':"
+            " use letters, digits, '_', '.' and '-' only",
+            f"{SOURCE}:4:34: accounts[2].account: invalid account name '':"
+            " use letters, digits, '_', '.' and '-' only",
+            f"{SOURCE}:5:33: accounts[3].account: is empty",
+        ],
+        id="invalid account names",
+    ),
+    pytest.param(
+        f"""
+        accounts:
+          - {{provider: pictory, account: a, api_key: {KEY}}}
+          - {{provider: tornado, account: a, api_key: {KEY}}}
+          - {{provider: pictory, account: a, api_key: {KEY2}}}
+        """,
+        {},
+        {},
+        [
+            f"{SOURCE}:4:5: accounts[2]: duplicate account 'a' for provider 'pictory'"
+            " (first defined at accounts[0])"
+        ],
+        id="duplicate provider+account",
+    ),
+    pytest.param(
+        f"""
+        accounts:
+          - provider: pictory
+            account: a
+            api_key: {KEY}
+            api_key_file: pictory.key
+          - provider: pictory
+            account: b
+        """,
+        {},
+        {"pictory.key": FILE_KEY},
+        [
+            f"{SOURCE}:2:5: accounts[0]: set exactly one of api_key and api_key_file, not both",
+            f"{SOURCE}:6:5: accounts[1]: missing api_key or api_key_file",
+        ],
+        id="both or neither of api_key and api_key_file",
+    ),
+    pytest.param(
+        """
+        accounts:
+          - provider: pictory
+            account: a
+            api_key:
+          - provider: pictory
+            account: b
+            api_key: ""
+          - provider: pictory
+            account: c
+            api_key: "   "
+          - provider: pictory
+            account: d
+            api_key: ${EMPTY}
+        """,
+        {"EMPTY": ""},
+        {},
+        [
+            f"{SOURCE}:4:13: accounts[0].api_key: is empty",
+            f"{SOURCE}:7:14: accounts[1].api_key: is empty",
+            f"{SOURCE}:10:14: accounts[2].api_key: is empty",
+            f"{SOURCE}:13:14: accounts[3].api_key: is empty",
+        ],
+        id="empty api_key",
+    ),
+    pytest.param(
+        """
+        accounts:
+          - {provider: pictory, account: a, api_key_file: nope.key}
+          - {provider: pictory, account: b, api_key_file: empty.key}
+          - {provider: pictory, account: c, api_key_file: blank.key}
+          - {provider: pictory, account: d, api_key_file: keys}
+          - {provider: pictory, account: e, api_key_file: }
+        """,
+        {},
+        {"empty.key": "", "blank.key": " \n\t\n", "keys/x": FILE_KEY},
+        [
+            f"{SOURCE}:2:51: accounts[0].api_key_file: cannot read {DIR}/nope.key:"
+            " No such file or directory",
+            f"{SOURCE}:3:51: accounts[1].api_key_file: {DIR}/empty.key is empty",
+            f"{SOURCE}:4:51: accounts[2].api_key_file: {DIR}/blank.key is empty",
+            f"{SOURCE}:5:51: accounts[3].api_key_file: cannot read {DIR}/keys: Is a directory",
+            f"{SOURCE}:6:50: accounts[4].api_key_file: is empty",
+        ],
+        id="missing, empty or unreadable key file",
+    ),
+    pytest.param(
+        """
+        accounts:
+          - provider: pictory
+            account: ${TEAM}
+            api_key: ${PICTORY_API_KEY}
+            base_url: https://${PROXY_HOST}/
+          - provider: pictory
+            account: b
+            api_key: ${}x${1BAD}
+        """,
+        {"TEAM": "growth"},
+        {},
+        [
+            f"{SOURCE}:4:14: accounts[0].api_key: environment variable PICTORY_API_KEY is not set",
+            f"{SOURCE}:5:15: accounts[0].base_url: environment variable PROXY_HOST is not set",
+            f"{SOURCE}:8:14: accounts[1].api_key: invalid environment variable reference ${{}}",
+            f"{SOURCE}:8:14: accounts[1].api_key: invalid environment variable reference ${{1BAD}}",
+        ],
+        id="unset or malformed environment variables are named",
+    ),
+    pytest.param(
+        f"""
+        global:
+          interval: 5 minutes
+          timeout: 10sec
+        accounts:
+          - provider: pictory
+            account: a
+            api_key: {KEY}
+            max_staleness: 1.5h
+        """,
+        {},
+        {},
+        [
+            f"{SOURCE}:2:13: global.interval: not a duration: '5 minutes' ({GRAMMAR_HINT})",
+            f"{SOURCE}:3:12: global.timeout: not a duration: '10sec' ({GRAMMAR_HINT})",
+            f"{SOURCE}:8:20: accounts[0].max_staleness: not a duration: '1.5h' ({GRAMMAR_HINT})",
+        ],
+        id="bad durations",
+    ),
+    pytest.param(
+        f"""
+        global:
+          interval: 300
+        accounts:
+          - {{provider: pictory, account: a, api_key: {KEY}, timeout: 10}}
+        """,
+        {},
+        {},
+        [
+            f"{SOURCE}:2:13: global.interval: not a duration: '300' (add a unit, e.g. 300s or 5m)",
+            f"{SOURCE}:4:83: accounts[0].timeout: not a duration: '10'"
+            " (add a unit, e.g. 300s or 5m)",
+        ],
+        id="bare numbers get a hint",
+    ),
+    pytest.param(
+        f"""
+        global:
+          interval: 500ms
+          timeout: 0s
+        accounts:
+          - {{provider: pictory, account: a, api_key: {KEY}, interval: 0}}
+          - {{provider: pictory, account: b, api_key: {KEY}, max_staleness: 999ms}}
+        """,
+        {},
+        {},
+        [
+            f"{SOURCE}:2:13: global.interval: 500ms is too short; the minimum is 1s",
+            f"{SOURCE}:3:12: global.timeout: 0s is too short; the minimum is 1ms",
+            f"{SOURCE}:5:84: accounts[0].interval: 0 is too short; the minimum is 1s",
+            f"{SOURCE}:6:89: accounts[1].max_staleness: 999ms is too short; the minimum is 1s",
+        ],
+        id="durations under the minimum",
+    ),
+    pytest.param(
+        f"""
+        global:
+          interval: 1m
+          timeout: 1m
+        accounts:
+          - {{provider: pictory, account: a, api_key: {KEY}}}
+          - {{provider: pictory, account: b, api_key: {KEY}}}
+        """,
+        {},
+        {},
+        [f"{SOURCE}:3:12: global.timeout: timeout 1m must be shorter than the interval 1m"],
+        id="global timeout >= interval: once, not per account",
+    ),
+    pytest.param(
+        f"""
+        accounts:
+          - {{provider: pictory, account: a, api_key: {KEY}, timeout: 6m}}
+          - {{provider: pictory, account: b, api_key: {KEY}, interval: 5s}}
+        """,
+        {},
+        {},
+        [
+            f"{SOURCE}:2:83: accounts[0].timeout: timeout 6m must be shorter than the interval 5m",
+            f"{SOURCE}:3:84: accounts[1].interval: timeout 10s must be shorter than the interval"
+            " 5s",
+        ],
+        id="account timeout >= interval, at the field the account sets",
+    ),
+    pytest.param(
+        f"""
+        global:
+          interval: 10m
+          max_staleness: 5m
+        accounts:
+          - {{provider: pictory, account: a, api_key: {KEY}, max_staleness: 1m}}
+          - {{provider: pictory, account: b, api_key: {KEY}}}
+        """,
+        {},
+        {},
+        [
+            f"{SOURCE}:3:18: global.max_staleness: max_staleness 5m is shorter than the interval"
+            " 10m: values would vanish between polls",
+            f"{SOURCE}:5:89: accounts[0].max_staleness: max_staleness 1m is shorter than the"
+            " interval 10m: values would vanish between polls",
+        ],
+        id="max_staleness < interval",
+    ),
+    pytest.param(
+        f"""
+        global:
+          max_staleness: 30m
+        accounts:
+          - {{provider: pictory, account: a, api_key: {KEY}, interval: 1h}}
+        """,
+        {},
+        {},
+        [
+            f"{SOURCE}:4:84: accounts[0].interval: max_staleness 30m is shorter than the interval"
+            " 1h: values would vanish between polls",
+        ],
+        id="an account interval above the global max_staleness",
+    ),
+    pytest.param(
+        f"""
+        accounts:
+          - {{provider: pictory, account: a, api_key: {KEY}, base_url: example.com}}
+          - {{provider: pictory, account: b, api_key: {KEY}, base_url: "ftp://example.com"}}
+          - {{provider: pictory, account: c, api_key: {KEY}, base_url: "https://h/?a=1"}}
+          - {{provider: pictory, account: d, api_key: {KEY}, base_url: "https://h/#top"}}
+          - {{provider: pictory, account: e, api_key: {KEY}, base_url: "http://"}}
+          - {{provider: pictory, account: f, api_key: {KEY}, base_url: "https://h:port"}}
+          - {{provider: pictory, account: g, api_key: {KEY}, base_url: "https://h:70000"}}
+          - {{provider: pictory, account: h, api_key: {KEY}, base_url: "http://[::1"}}
+        """,
+        {},
+        {},
+        [
+            f"{SOURCE}:2:84: accounts[0].base_url: invalid URL 'example.com':"
+            " need http:// or https:// and a host",
+            f"{SOURCE}:3:84: accounts[1].base_url: invalid URL 'ftp://example.com':"
+            " need http:// or https:// and a host",
+            f"{SOURCE}:4:84: accounts[2].base_url: invalid URL 'https://h/?a=1':"
+            " no query or fragment allowed",
+            f"{SOURCE}:5:84: accounts[3].base_url: invalid URL 'https://h/#top':"
+            " no query or fragment allowed",
+            f"{SOURCE}:6:84: accounts[4].base_url: invalid URL 'http://':"
+            " need http:// or https:// and a host",
+            f"{SOURCE}:7:84: accounts[5].base_url: invalid URL 'https://h:port':"
+            " the port must be a number 0-65535",
+            f"{SOURCE}:8:84: accounts[6].base_url: invalid URL 'https://h:70000':"
+            " the port must be a number 0-65535",
+            f"{SOURCE}:9:84: accounts[7].base_url: invalid URL 'http://[::1': Invalid IPv6 URL",
+        ],
+        id="malformed base_url",
+    ),
+    pytest.param(
+        f"""
+        accounts:
+          - provider: pictory
+            account: a
+            api_key: {KEY}
+            base_url: https://user:pw_FAKEPASSWORD_77@proxy.example
+          - provider: pictory
+            account: b
+            api_key: {KEY}
+            base_url: https://user:pw_FAKEPASSWORD_77@proxy.example:bad
+          - provider: pictory
+            account: c
+            api_key: {KEY}
+            base_url: user:pw_FAKEPASSWORD_77@proxy.example
+        """,
+        {},
+        {},
+        [
+            f"{SOURCE}:5:15: accounts[0].base_url: invalid URL: user or password in a URL"
+            " is not allowed",
+            f"{SOURCE}:9:15: accounts[1].base_url: invalid URL: user or password in a URL"
+            " is not allowed",
+            f"{SOURCE}:13:15: accounts[2].base_url: invalid URL: user or password in a URL"
+            " is not allowed",
+        ],
+        id="credentials in base_url are refused and never echoed",
+    ),
+    pytest.param(
+        f"""
+        global: [interval]
+        accounts:
+          - provider: [pictory, tornado]
+            account: {{name: a}}
+            api_key: [{KEY}]
+            interval: [5m]
+          - pictory
+          - {{provider: tornado, account: b, api_key: {{value: {KEY}}}}}
+        """,
+        {},
+        {},
+        [
+            f"{SOURCE}:1:9: global: expected a mapping, got a list",
+            f"{SOURCE}:3:15: accounts[0].provider: expected a string, got a list",
+            f"{SOURCE}:4:14: accounts[0].account: expected a string, got a mapping",
+            f"{SOURCE}:5:14: accounts[0].api_key: expected a string, got a list",
+            f"{SOURCE}:6:15: accounts[0].interval: expected a string, got a list",
+            f"{SOURCE}:7:5: accounts[1]: expected a mapping, got a string",
+            f"{SOURCE}:8:46: accounts[2].api_key: expected a string, got a mapping",
+        ],
+        id="wrong types",
+    ),
+    pytest.param(
+        f"""
+        accounts:
+          provider: pictory
+          account: a
+          api_key: {KEY}
+        """,
+        {},
+        {},
+        [f"{SOURCE}:2:3: accounts: expected a list of accounts, got a mapping"],
+        id="a mapping where the account list belongs",
+    ),
+    pytest.param(
+        f"""
+        global:
+          interval: 5
+          colour: blue
+        accounts:
+          - provider: pictori
+            account: a b
+            api_key: {KEY}
+            base_url: ftp://h
+            region: eu
+          - provider: pictory
+            account: ok
+          - provider: pictory
+            account: ok
+            api_key: ${{UNSET_KEY}}
+        extra: true
+        """,
+        {},
+        {},
+        [
+            f"{SOURCE}:2:13: global.interval: not a duration: '5' (add a unit, e.g. 300s or 5m)",
+            f"{SOURCE}:3:3: global.colour: unknown key 'colour';"
+            " allowed keys: interval, timeout, max_staleness",
+            f"{SOURCE}:5:15: accounts[0].provider: unknown provider 'pictori';"
+            f" valid providers: {PROVIDER_LIST}",
+            f"{SOURCE}:6:14: accounts[0].account: invalid account name 'a b':"
+            " use letters, digits, '_', '.' and '-' only",
+            f"{SOURCE}:8:15: accounts[0].base_url: invalid URL 'ftp://h':"
+            " need http:// or https:// and a host",
+            f"{SOURCE}:9:5: accounts[0].region: unknown key 'region'; allowed keys: {ACCOUNT_KEYS}",
+            f"{SOURCE}:10:5: accounts[1]: missing api_key or api_key_file",
+            f"{SOURCE}:14:14: accounts[2].api_key: environment variable UNSET_KEY is not set",
+            f"{SOURCE}:15:1: extra: unknown key 'extra'; allowed keys: global, accounts",
+        ],
+        id="several errors at once, in document order",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "environ", "files", "problems"), BAD)
+def test_bad_config(
+    text: str,
+    environ: dict[str, str],
+    files: dict[str, str],
+    problems: list[str],
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse(text, tmp_path, environ, files)
+    expected = [p.replace(DIR, str(tmp_path)) for p in problems]
+    assert list(info.value.problems) == expected
+    assert str(info.value) == "\n".join(expected)
+    assert_no_secret(str(info.value))
+
+
+def test_environment_values_of_keys_are_not_echoed(tmp_path: Path) -> None:
+    # The key came from the environment and the account is broken in another way.
+    with pytest.raises(ConfigError) as info:
+        parse(
+            """
+            accounts:
+              - {provider: nope, account: a, api_key: "${K}"}
+            """,
+            tmp_path,
+            {"K": ENV_KEY},
+        )
+    assert info.value.problems == (
+        f"{SOURCE}:2:16: accounts[0].provider: unknown provider 'nope';"
+        f" valid providers: {PROVIDER_LIST}",
+    )
+    assert REDACTOR.scrub(ENV_KEY) == REDACTED
