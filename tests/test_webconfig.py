@@ -1,0 +1,626 @@
+"""exporter.webconfig: the exporter-toolkit web-config file, parsed and enforced.
+
+Good configs load into a working ssl.SSLContext; every bad config is a row with the
+exact problems it must produce (which name the key and the file, never a secret).
+`authorized()` is checked against real bcrypt hashes (cost 4, for speed).
+"""
+
+from __future__ import annotations
+
+import base64
+import ssl
+from collections.abc import Callable
+from pathlib import Path
+
+import bcrypt
+import pytest
+
+from exporter import webconfig
+from exporter.webconfig import WebConfig, WebConfigError, load_web_config
+from tests.certs import PKI, encrypted_key, make_pki
+
+PASSWORD = "correct horse battery staple"
+HASH = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
+OTHER_HASH = bcrypt.hashpw(b"bob's password", bcrypt.gensalt(rounds=4)).decode()
+TLS = "tls_server_config:\n  cert_file: pki/server.crt\n  key_file: pki/server.key\n"
+VALID_AUTH = "NoClientCert, VerifyClientCertIfGiven, RequireAndVerifyClientCert"
+VALID_VERSIONS = "TLS10, TLS11, TLS12, TLS13"
+BCRYPT_HINT = "generate one with: htpasswd -nBC 10 \"\" | tr -d ':\\n'"
+
+
+@pytest.fixture(scope="module")
+def pki_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("webconfig")
+
+
+@pytest.fixture(scope="module")
+def pki(pki_dir: Path) -> PKI:
+    return make_pki(pki_dir / "pki")
+
+
+def write(directory: Path, text: str, name: str = "web.yml") -> Path:
+    path = directory / name
+    path.write_text(text)
+    return path
+
+
+def basic(user: str | bytes, password: str | bytes) -> str:
+    raw = (user if isinstance(user, bytes) else user.encode()) + b":"
+    raw += password if isinstance(password, bytes) else password.encode()
+    return "Basic " + base64.b64encode(raw).decode()
+
+
+# --- good configs ---------------------------------------------------------------------
+
+
+def test_tls_only(pki: PKI, pki_dir: Path) -> None:
+    config = load_web_config(write(pki_dir, TLS))
+    context = config.ssl_context()
+    assert context is not None
+    assert context.verify_mode == ssl.CERT_NONE
+    assert context.minimum_version == ssl.TLSVersion.TLSv1_2
+    assert context.maximum_version == ssl.TLSVersion.TLSv1_3
+    assert context.options & ssl.OP_CIPHER_SERVER_PREFERENCE
+    assert config.authorized(None), "no basic_auth_users: everyone is authorized"
+
+
+def test_basic_auth_only(pki_dir: Path) -> None:
+    config = load_web_config(write(pki_dir, f"basic_auth_users:\n  prometheus: {HASH}\n"))
+    assert config.ssl_context() is None
+    assert config.authorized(basic("prometheus", PASSWORD))
+    assert not config.authorized(None)
+
+
+def test_tls_and_basic_auth_with_a_2y_hash_from_htpasswd(pki: PKI, pki_dir: Path) -> None:
+    htpasswd_hash = "$2y$" + HASH[4:]
+    text = TLS + f"basic_auth_users:\n  prometheus: '{htpasswd_hash}'\n"
+    config = load_web_config(write(pki_dir, text))
+    assert config.ssl_context() is not None
+    assert config.authorized(basic("prometheus", PASSWORD))
+
+
+def test_relative_paths_resolve_against_the_web_configs_directory(
+    pki: PKI, pki_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)  # somewhere the relative paths would not resolve
+    config = load_web_config(write(pki_dir, TLS))
+    assert config.tls is not None
+    assert config.tls.cert_file == pki_dir / "pki" / "server.crt"
+    assert config.tls.key_file == pki_dir / "pki" / "server.key"
+
+
+def test_absolute_paths_are_kept(pki: PKI, tmp_path: Path) -> None:
+    text = f"tls_server_config:\n  cert_file: {pki.server.cert}\n  key_file: {pki.server.key}\n"
+    config = load_web_config(write(tmp_path, text))
+    assert config.tls is not None
+    assert config.tls.cert_file == pki.server.cert
+
+
+@pytest.mark.parametrize(
+    ("lines", "minimum", "maximum"),
+    [
+        ("  min_version: TLS13\n", ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_3),
+        ("  max_version: TLS12\n", ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_2),
+        (
+            "  min_version: TLS12\n  max_version: TLS13\n",
+            ssl.TLSVersion.TLSv1_2,
+            ssl.TLSVersion.TLSv1_3,
+        ),
+    ],
+)
+def test_min_and_max_version(
+    pki: PKI, pki_dir: Path, lines: str, minimum: ssl.TLSVersion, maximum: ssl.TLSVersion
+) -> None:
+    context = load_web_config(write(pki_dir, TLS + lines)).ssl_context()
+    assert context is not None
+    assert (context.minimum_version, context.maximum_version) == (minimum, maximum)
+
+
+@pytest.mark.parametrize(
+    ("auth_type", "mode"),
+    [
+        ("RequireAndVerifyClientCert", ssl.CERT_REQUIRED),
+        ("VerifyClientCertIfGiven", ssl.CERT_OPTIONAL),
+    ],
+)
+def test_client_certificates(pki: PKI, pki_dir: Path, auth_type: str, mode: ssl.VerifyMode) -> None:
+    text = TLS + f"  client_auth_type: {auth_type}\n  client_ca_file: pki/ca.crt\n"
+    config = load_web_config(write(pki_dir, text))
+    context = config.ssl_context()
+    assert context is not None
+    assert context.verify_mode == mode
+    assert config.tls is not None
+    assert config.tls.client_ca_file == pki_dir / "pki" / "ca.crt"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "# only a comment\n",
+        "tls_server_config:\nbasic_auth_users:\n",
+        "tls_server_config: {}\n",
+        "http_server_config:\n  http2: false\n",
+        "http_server_config:\n  http2: true\n  headers: {}\n",
+    ],
+)
+def test_configs_that_change_nothing(pki_dir: Path, text: str) -> None:
+    config = load_web_config(write(pki_dir, text))
+    assert config.ssl_context() is None
+    assert config.authorized(None)
+
+
+def test_go_defaults_written_out_are_accepted(pki: PKI, pki_dir: Path) -> None:
+    # What templating tools render for "unset": empty lists and Go's defaults.
+    text = TLS + (
+        "  cipher_suites: []\n  curve_preferences: []\n  client_allowed_sans: []\n"
+        "  prefer_server_cipher_suites: true\n  client_auth_type: NoClientCert\n"
+    )
+    assert load_web_config(write(pki_dir, text)).ssl_context() is not None
+
+
+def test_prefer_server_cipher_suites_false_is_honoured(pki: PKI, pki_dir: Path) -> None:
+    text = TLS + "  prefer_server_cipher_suites: false\n"
+    context = load_web_config(write(pki_dir, text)).ssl_context()
+    assert context is not None
+    assert not context.options & ssl.OP_CIPHER_SERVER_PREFERENCE
+
+
+# --- bad configs: each with its exact problems ----------------------------------------
+
+# {dir} stands for the web config's directory.
+BAD_CONFIGS: list[tuple[str, str, tuple[str, ...]]] = [
+    (
+        "unknown top-level key",
+        "tls_config: {}\n",
+        (
+            "unknown key 'tls_config'; allowed: basic_auth_users, http_server_config,"
+            " tls_server_config",
+        ),
+    ),
+    (
+        "non-string top-level key does not crash the sort",
+        "1: x\nfoo: y\n",
+        (
+            "unknown key 1; allowed: basic_auth_users, http_server_config, tls_server_config",
+            "unknown key 'foo'; allowed: basic_auth_users, http_server_config, tls_server_config",
+        ),
+    ),
+    (
+        "rate_limit is a Go-only feature",
+        "rate_limit:\n  interval: 1s\n  burst: 20\n",
+        ("rate_limit: not supported by saas-quota-exporter",),
+    ),
+    ("not a mapping", "- a\n- b\n", ("the web config must be a mapping, not a list",)),
+    (
+        "unknown TLS key",
+        TLS + "  certfile: x.crt\n",
+        ("tls_server_config: unknown key 'certfile'",),
+    ),
+    (
+        "Go cipher-suite names",
+        TLS + "  cipher_suites: [TLS_AES_128_GCM_SHA256]\n",
+        ("tls_server_config.cipher_suites: not supported by saas-quota-exporter",),
+    ),
+    (
+        "Go curve names",
+        TLS + "  curve_preferences: [X25519]\n",
+        ("tls_server_config.curve_preferences: not supported by saas-quota-exporter",),
+    ),
+    (
+        "client_allowed_sans",
+        TLS
+        + "  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: pki/ca.crt\n"
+        + "  client_allowed_sans: [prometheus.example]\n",
+        ("tls_server_config.client_allowed_sans: not supported by saas-quota-exporter",),
+    ),
+    (
+        "inline PEM key",
+        "tls_server_config:\n  cert_file: pki/server.crt\n  key: |\n    -----BEGIN...\n",
+        (
+            "tls_server_config.key: inline PEM is not supported by saas-quota-exporter;"
+            " use key_file",
+            "tls_server_config.key_file: required",
+        ),
+    ),
+    (
+        "missing cert_file",
+        "tls_server_config:\n  key_file: pki/server.key\n",
+        ("tls_server_config.cert_file: required",),
+    ),
+    (
+        "missing key_file",
+        "tls_server_config:\n  cert_file: pki/server.crt\n",
+        ("tls_server_config.key_file: required",),
+    ),
+    (
+        "TLS settings without any files",
+        "tls_server_config:\n  min_version: TLS13\n",
+        ("tls_server_config.cert_file: required", "tls_server_config.key_file: required"),
+    ),
+    (
+        "cert_file not a string",
+        "tls_server_config:\n  cert_file: [a]\n  key_file: pki/server.key\n",
+        ("tls_server_config.cert_file: expected a file path",),
+    ),
+    (
+        "tls_server_config not a mapping",
+        "tls_server_config: yes please\n",
+        ("tls_server_config: expected a mapping, not a string",),
+    ),
+    (
+        "bad client_auth_type",
+        TLS + "  client_auth_type: Always\n",
+        (f"tls_server_config.client_auth_type: invalid 'Always'; valid: {VALID_AUTH}",),
+    ),
+    (
+        "client_auth_type not a string",
+        TLS + "  client_auth_type: [RequireAndVerifyClientCert]\n",
+        (
+            "tls_server_config.client_auth_type: invalid ['RequireAndVerifyClientCert'];"
+            f" valid: {VALID_AUTH}",
+        ),
+    ),
+    (
+        "a client certificate accepted without verification",
+        TLS + "  client_auth_type: RequireAnyClientCert\n  client_ca_file: pki/ca.crt\n",
+        (
+            "tls_server_config.client_auth_type: RequireAnyClientCert (a client certificate"
+            " accepted without verification) is not supported by saas-quota-exporter;"
+            " use RequireAndVerifyClientCert with client_ca_file",
+        ),
+    ),
+    (
+        "RequireAndVerifyClientCert without client_ca_file",
+        TLS + "  client_auth_type: RequireAndVerifyClientCert\n",
+        ("tls_server_config: client_auth_type RequireAndVerifyClientCert needs client_ca_file",),
+    ),
+    (
+        "VerifyClientCertIfGiven without client_ca_file",
+        TLS + "  client_auth_type: VerifyClientCertIfGiven\n",
+        ("tls_server_config: client_auth_type VerifyClientCertIfGiven needs client_ca_file",),
+    ),
+    (
+        "client_ca_file that would check nothing",
+        TLS + "  client_ca_file: pki/ca.crt\n",
+        (
+            "tls_server_config: client_ca_file is set but client_auth_type is NoClientCert;"
+            " set client_auth_type: RequireAndVerifyClientCert",
+        ),
+    ),
+    (
+        "bad min_version",
+        TLS + "  min_version: TLS14\n",
+        (f"tls_server_config.min_version: invalid 'TLS14'; valid: {VALID_VERSIONS}",),
+    ),
+    (
+        "Go constant spelling of a version",
+        TLS + "  max_version: VersionTLS13\n",
+        (f"tls_server_config.max_version: invalid 'VersionTLS13'; valid: {VALID_VERSIONS}",),
+    ),
+    (
+        "min_version not a string",
+        TLS + "  min_version: [TLS12]\n",
+        (f"tls_server_config.min_version: invalid ['TLS12']; valid: {VALID_VERSIONS}",),
+    ),
+    (
+        "min_version above max_version",
+        TLS + "  min_version: TLS13\n  max_version: TLS12\n",
+        ("tls_server_config: min_version TLS13 is above max_version TLS12",),
+    ),
+    (
+        "prefer_server_cipher_suites not a boolean",
+        TLS + "  prefer_server_cipher_suites: sometimes\n",
+        ("tls_server_config.prefer_server_cipher_suites: expected true or false",),
+    ),
+    (
+        "http headers",
+        "http_server_config:\n  headers:\n    X-Frame-Options: deny\n",
+        ("http_server_config.headers: not supported by saas-quota-exporter",),
+    ),
+    (
+        "http2 not a boolean",
+        "http_server_config:\n  http2: sure\n  h3: true\n",
+        (
+            "http_server_config: unknown key 'h3'",
+            "http_server_config.http2: expected true or false",
+        ),
+    ),
+    (
+        "a plain password instead of a hash",
+        "basic_auth_users:\n  alice: hunter2\n",
+        (f"basic_auth_users.alice: not a bcrypt hash; {BCRYPT_HINT}",),
+    ),
+    (
+        "a truncated hash",
+        "basic_auth_users:\n  alice: $2y$10$mDwo.lAisC94iLAyP81MCesa29IzH37\n",
+        (f"basic_auth_users.alice: not a bcrypt hash; {BCRYPT_HINT}",),
+    ),
+    (
+        "a cost Go's bcrypt refuses",
+        "basic_auth_users:\n  alice: " + HASH[:4] + "03" + HASH[6:] + "\n",
+        (f"basic_auth_users.alice: not a bcrypt hash; {BCRYPT_HINT}",),
+    ),
+    (
+        "a $2x$ hash (not what Go accepts)",
+        "basic_auth_users:\n  alice: $2x$" + HASH[4:] + "\n",
+        (f"basic_auth_users.alice: not a bcrypt hash; {BCRYPT_HINT}",),
+    ),
+    (
+        "no hash at all",
+        "basic_auth_users:\n  alice:\n",
+        (f"basic_auth_users.alice: not a bcrypt hash; {BCRYPT_HINT}",),
+    ),
+    (
+        "user:password as the user name",
+        f"basic_auth_users:\n  'alice:hunter2': {HASH}\n",
+        ("basic_auth_users: user name 'alice'... must not contain ':'",),
+    ),
+    (
+        "users as a list",
+        "basic_auth_users:\n  - alice\n",
+        ("basic_auth_users: expected a mapping of user: bcrypt hash, not a list",),
+    ),
+    (
+        "missing cert_file on disk",
+        "tls_server_config:\n  cert_file: missing.crt\n  key_file: pki/server.key\n",
+        ("tls_server_config.cert_file: cannot read {dir}/missing.crt: No such file or directory",),
+    ),
+    (
+        "cert_file is a directory",
+        "tls_server_config:\n  cert_file: pki\n  key_file: pki/server.key\n",
+        ("tls_server_config.cert_file: cannot read {dir}/pki: Is a directory",),
+    ),
+    (
+        "key_file holds a certificate",
+        "tls_server_config:\n  cert_file: pki/server.crt\n  key_file: pki/ca.crt\n",
+        ("tls_server_config.key_file: no PEM private key in {dir}/pki/ca.crt",),
+    ),
+    (
+        "cert_file holds a key",
+        "tls_server_config:\n  cert_file: pki/server.key\n  key_file: pki/server.key\n",
+        ("tls_server_config.cert_file: no PEM certificate in {dir}/pki/server.key",),
+    ),
+    (
+        "key of another certificate",
+        "tls_server_config:\n  cert_file: pki/server.crt\n  key_file: pki/client.key\n",
+        (
+            "tls_server_config: key_file {dir}/pki/client.key does not match"
+            " cert_file {dir}/pki/server.crt",
+        ),
+    ),
+    (
+        "unreadable client_ca_file",
+        TLS + "  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: nope/ca.crt\n",
+        (
+            "tls_server_config.client_ca_file: cannot read {dir}/nope/ca.crt:"
+            " No such file or directory",
+        ),
+    ),
+    (
+        "every problem in one run, files included",
+        "tls_server_config:\n  cert_file: missing.crt\n  key_file: pki/server.key\n"
+        "basic_auth_users:\n  alice: hunter2\n",
+        (
+            f"basic_auth_users.alice: not a bcrypt hash; {BCRYPT_HINT}",
+            "tls_server_config.cert_file: cannot read {dir}/missing.crt: No such file or directory",
+        ),
+    ),
+    (
+        "YAML syntax error",
+        "tls_server_config:\n  cert_file: [a\nbasic_auth_users:\n",
+        ("{dir}/web.yml:3:17: invalid YAML: expected ',' or ']', but got ':'",),
+    ),
+    (
+        "YAML indentation error",
+        "basic_auth_users:\n  alice: x\n   bob: y\n",
+        ("{dir}/web.yml:3:7: invalid YAML: mapping values are not allowed here",),
+    ),
+    (
+        "duplicate user (strict decoding, as in Go)",
+        f"basic_auth_users:\n  alice: {HASH}\n  alice: {OTHER_HASH}\n",
+        ("{dir}/web.yml:3:3: invalid YAML: duplicate key 'alice'",),
+    ),
+    (
+        "duplicate section",
+        TLS + TLS,
+        ("{dir}/web.yml:4:1: invalid YAML: duplicate key 'tls_server_config'",),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [pytest.param(text, expected, id=name) for name, text, expected in BAD_CONFIGS],
+)
+def test_bad_config(pki: PKI, pki_dir: Path, text: str, expected: tuple[str, ...]) -> None:
+    with pytest.raises(WebConfigError) as caught:
+        load_web_config(write(pki_dir, text))
+    assert caught.value.problems == tuple(p.replace("{dir}", str(pki_dir)) for p in expected)
+    assert str(caught.value) == "; ".join(caught.value.problems)
+
+
+@pytest.mark.parametrize(
+    ("text", "secrets"),
+    [
+        ("basic_auth_users:\n  alice: hunter2\n", ["hunter2"]),
+        ("basic_auth_users:\n  'alice:hunter2': hunter3\n", ["hunter2", "hunter3"]),
+        (f"basic_auth_users:\n  alice: {HASH[:-5]}\n", [HASH[:-5], HASH[7:20]]),
+        (f"basic_auth_users:\n  alice: {HASH}\n  alice: {OTHER_HASH}\n", [HASH, OTHER_HASH]),
+    ],
+)
+def test_errors_never_echo_passwords_or_hashes(
+    pki_dir: Path, text: str, secrets: list[str]
+) -> None:
+    with pytest.raises(WebConfigError) as caught:
+        load_web_config(write(pki_dir, text))
+    for secret in secrets:
+        assert secret not in str(caught.value)
+
+
+def test_errors_never_echo_key_material(pki: PKI, pki_dir: Path) -> None:
+    text = "tls_server_config:\n  cert_file: pki/server.key\n  key_file: pki/server.key\n"
+    with pytest.raises(WebConfigError) as caught:
+        load_web_config(write(pki_dir, text))
+    key_body = pki.server.key.read_text().splitlines()[1]
+    assert key_body not in str(caught.value)
+
+
+def test_encrypted_key_is_an_error_not_a_passphrase_prompt(pki: PKI, pki_dir: Path) -> None:
+    # Without a passphrase callback OpenSSL would prompt on the terminal and block.
+    encrypted = encrypted_key(pki.server, pki_dir / "encrypted.key", b"passphrase")
+    text = f"tls_server_config:\n  cert_file: pki/server.crt\n  key_file: {encrypted.name}\n"
+    with pytest.raises(WebConfigError) as caught:
+        load_web_config(write(pki_dir, text))
+    assert caught.value.problems == (
+        f"tls_server_config.key_file: {encrypted} is encrypted;"
+        " the web config has no passphrase, use an unencrypted key",
+    )
+
+
+def test_missing_web_config_file(tmp_path: Path) -> None:
+    with pytest.raises(WebConfigError) as caught:
+        load_web_config(tmp_path / "nope.yml")
+    assert caught.value.problems == (
+        f"cannot read {tmp_path / 'nope.yml'}: No such file or directory",
+    )
+
+
+def test_web_config_that_is_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "web.yml"
+    path.write_bytes(b"basic_auth_users:\n  alice: \xff\xfe\n")
+    with pytest.raises(WebConfigError) as caught:
+        load_web_config(path)
+    assert caught.value.problems == (f"{path}: not UTF-8 text (byte 27)",)
+
+
+def test_repr_shows_no_hashes(pki_dir: Path) -> None:
+    config = load_web_config(write(pki_dir, f"basic_auth_users:\n  alice: {HASH}\n"))
+    assert HASH not in repr(config)
+    assert HASH[7:29] not in repr(config)
+
+
+def test_constructing_with_bad_files_raises_with_the_problems(pki: PKI, tmp_path: Path) -> None:
+    settings = webconfig.TLSSettings(cert_file=tmp_path / "a.crt", key_file=pki.server.key)
+    with pytest.raises(WebConfigError) as caught:
+        WebConfig(tls=settings)
+    assert caught.value.problems == (
+        f"tls_server_config.cert_file: cannot read {tmp_path / 'a.crt'}: No such file or directory",
+    )
+
+
+# --- authorized() ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def users() -> WebConfig:
+    return WebConfig(users={"alice": HASH.encode(), "bob": OTHER_HASH.encode()})
+
+
+def test_right_password(users: WebConfig) -> None:
+    assert users.authorized(basic("alice", PASSWORD))
+    assert users.authorized(basic("bob", "bob's password"))
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        pytest.param(basic("alice", "wrong"), id="wrong password"),
+        pytest.param(basic("alice", ""), id="empty password"),
+        pytest.param(basic("bob", PASSWORD), id="another user's password"),
+        pytest.param(basic("mallory", PASSWORD), id="unknown user"),
+        pytest.param(basic("", PASSWORD), id="empty user"),
+        pytest.param(None, id="no header"),
+        pytest.param("", id="empty header"),
+        pytest.param("Basic", id="scheme only"),
+        pytest.param("Basic !!!not-base64!!!", id="not base64"),
+        pytest.param("Basic " + base64.b64encode(b"alice").decode(), id="no colon"),
+        pytest.param(basic(b"\xffalice", PASSWORD), id="user not UTF-8"),
+        pytest.param(
+            "Bearer " + base64.b64encode(f"alice:{PASSWORD}".encode()).decode(),
+            id="not Basic",
+        ),
+        pytest.param(
+            "Digest " + basic("alice", PASSWORD).removeprefix("Basic "), id="Digest scheme"
+        ),
+    ],
+)
+def test_rejected(users: WebConfig, header: str | None) -> None:
+    assert not users.authorized(header)
+
+
+def test_scheme_is_case_insensitive(users: WebConfig) -> None:
+    assert users.authorized("basic " + basic("alice", PASSWORD).removeprefix("Basic "))
+    assert users.authorized("BASIC " + basic("alice", PASSWORD).removeprefix("Basic "))
+
+
+def test_password_may_contain_colons_and_non_utf8_bytes() -> None:
+    password = b"a:b:\xff"
+    config = WebConfig(users={"u": bcrypt.hashpw(password, bcrypt.gensalt(rounds=4))})
+    assert config.authorized(basic("u", password))
+    assert not config.authorized(basic("u", b"a:b"))
+
+
+def test_passwords_longer_than_72_bytes_compare_like_htpasswd_and_go() -> None:
+    # bcrypt only ever used the first 72 bytes; htpasswd hashes them, Go compares them.
+    long_password = b"x" * 72
+    config = WebConfig(users={"u": bcrypt.hashpw(long_password, bcrypt.gensalt(rounds=4))})
+    assert config.authorized(basic("u", long_password + b"tail"))
+    assert not config.authorized(basic("u", b"x" * 71))
+
+
+class CountingCheckpw:
+    def __init__(self, real: Callable[[bytes, bytes], bool]) -> None:
+        self.real = real
+        self.calls = 0
+
+    def __call__(self, password: bytes, hashed: bytes) -> bool:
+        self.calls += 1
+        return self.real(password, hashed)
+
+
+@pytest.fixture
+def checkpw(monkeypatch: pytest.MonkeyPatch) -> CountingCheckpw:
+    spy = CountingCheckpw(bcrypt.checkpw)
+    monkeypatch.setattr(bcrypt, "checkpw", spy)
+    return spy
+
+
+def test_verified_credentials_are_cached(users: WebConfig, checkpw: CountingCheckpw) -> None:
+    assert users.authorized(basic("alice", PASSWORD))
+    assert checkpw.calls == 1
+    for _ in range(20):
+        assert users.authorized(basic("alice", PASSWORD))
+    assert checkpw.calls == 1, "repeated scrapes must not pay for bcrypt again"
+
+
+def test_cache_still_rejects_a_wrong_password(users: WebConfig, checkpw: CountingCheckpw) -> None:
+    assert users.authorized(basic("alice", PASSWORD))
+    assert not users.authorized(basic("alice", PASSWORD + "x"))
+    assert not users.authorized(basic("alice", PASSWORD[:-1]))
+    assert not users.authorized(basic("bob", PASSWORD))
+    assert checkpw.calls == 4, "a wrong password is always checked by bcrypt"
+    assert not users.authorized(basic("alice", PASSWORD + "x"))
+    assert checkpw.calls == 5, "failures are not cached"
+
+
+def test_unknown_users_cost_a_bcrypt_check_too(users: WebConfig, checkpw: CountingCheckpw) -> None:
+    # Otherwise the response time tells which user names exist.
+    assert not users.authorized(basic("mallory", PASSWORD))
+    assert not users.authorized(basic("mallory", PASSWORD))
+    assert checkpw.calls == 2
+
+
+def test_cache_keys_cannot_be_shifted_between_user_and_password() -> None:
+    # Two users sharing one hash: "a" with password "b\0c" must not unlock "a\0b"
+    # with password "c" through the cache (a naive join of the parts would collide).
+    shared = bcrypt.hashpw(b"b\0c", bcrypt.gensalt(rounds=4))
+    config = WebConfig(users={"a": shared, "a\0b": shared})
+    assert config.authorized(basic("a", b"b\0c"))
+    assert not config.authorized(basic("a\0b", b"c"))
+
+
+def test_no_users_means_no_authentication() -> None:
+    config = WebConfig()
+    assert config.authorized(None)
+    assert config.authorized("Bearer anything")
