@@ -22,6 +22,8 @@ from exporter.log import FORMATS, LEVELS, configure, get_logger
 # Listed as saas-quota-exporter's port on Prometheus' default-port wiki is the plan;
 # until then it is one no common exporter uses.
 DEFAULT_LISTEN: Final = ":9877"
+# The demo has no auth and simulated data: loopback only unless asked otherwise.
+DEMO_LISTEN: Final = "127.0.0.1:9877"
 EXIT_CONFIG: Final = 1
 EXIT_USAGE: Final = 2
 
@@ -35,6 +37,8 @@ def build_parser(demo: bool = False) -> argparse.ArgumentParser:
             else "Prometheus exporter for the quotas of paid SaaS APIs."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        # Go-style flags: no silent prefixes that a future flag could break.
+        allow_abbrev=False,
     )
     if not demo:
         parser.add_argument(
@@ -55,7 +59,7 @@ def build_parser(demo: bool = False) -> argparse.ArgumentParser:
     parser.add_argument(
         "--web.listen-address",
         dest="listen",
-        default=":9877" if not demo else "127.0.0.1:9877",
+        default=DEMO_LISTEN if demo else DEFAULT_LISTEN,
         metavar="HOST:PORT",
         help="address to serve /metrics on",
     )

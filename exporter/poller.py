@@ -35,6 +35,9 @@ USER_AGENT: Final = f"saas-quota-exporter/{__version__}"
 # Quota answers are a few KiB; anything near this is not a quota answer.
 MAX_BODY_BYTES: Final = 1024 * 1024
 DEFAULT_CONCURRENCY: Final = 8
+# Upper bound of the random delay before the first poll of a second, third...
+# account of the same provider; small, so the first round still ends quickly.
+START_SPREAD: Final = 2.0
 
 
 class BodyTooLarge(Exception):
@@ -93,6 +96,7 @@ class Poller:
         now = self.monotonic()
         previous = {s.key: s for s in self.store.snapshot()[1]}
         states: list[AccountState] = []
+        starting: dict[str, int] = {}  # accounts of each provider starting now
         for key, account in wanted.items():
             old_config = self._accounts.get(key)
             old_state = previous.get(key)
@@ -121,7 +125,8 @@ class Poller:
                         max_staleness=account.max_staleness,
                     )
                 )
-            self._due[key] = now
+            self._due[key] = now + self._start_offset(account, starting)
+            starting[account.provider] = starting.get(account.provider, 0) + 1
         for key in set(self._accounts) - set(wanted):
             self._cancel(key)
             self._due.pop(key, None)
@@ -135,6 +140,13 @@ class Poller:
             self._check_first_round()
         self.store.set_accounts(states)
         self._wakeup.set()
+
+    def _start_offset(self, account: AccountConfig, starting: dict[str, int]) -> float:
+        """The first account of a provider starts at once; the others a little later,
+        at random, so no two keys of one vendor are ever polled in lockstep."""
+        if not starting.get(account.provider):
+            return 0.0
+        return self.rng.uniform(0.0, min(START_SPREAD, account.interval * 0.1))
 
     def _cancel(self, key: tuple[str, str]) -> None:
         task = self._inflight.pop(key, None)

@@ -152,13 +152,13 @@ class VendorSimulator:
                 fault.delay,
             )
         if account is None or account.provider != provider:
-            return Fault(401, _UNAUTHORIZED[provider]), 0.0
+            return Fault(401, _unauthorized(provider)), 0.0
         elapsed = self.clock() - self.t0
         return Fault(200, self._body(account, provider), _headers(account, elapsed, self)), 0.0
 
     def _body(self, account: SimAccount | None, provider: str) -> bytes:
         if account is None:
-            return _UNAUTHORIZED[provider]
+            return _unauthorized(provider)
         elapsed = self.clock() - self.t0
         return json.dumps(_BODIES[provider](account, elapsed, self)).encode()
 
@@ -232,11 +232,14 @@ def _iso(moment: datetime, millis: bool = False) -> str:
 
 
 def _used(account: SimAccount, meter: str, elapsed: float) -> float:
-    return round(account.meters[meter].used(elapsed), 3)
+    """Usage of a simulated meter; a meter the scenario leaves out reads as 0."""
+    sim_meter = account.meters.get(meter)
+    return 0.0 if sim_meter is None else round(sim_meter.used(elapsed), 3)
 
 
 def _limit(account: SimAccount, meter: str) -> float | None:
-    return account.meters[meter].limit
+    sim_meter = account.meters.get(meter)
+    return None if sim_meter is None else sim_meter.limit
 
 
 def _pictory(account: SimAccount, elapsed: float, _sim: VendorSimulator) -> dict[str, Any]:
@@ -382,6 +385,10 @@ _UNAUTHORIZED: Final = {
     "vidnavigator": b'{"status": "error", "error": "unauthorized", "message": "Invalid API key"}',
     "vertaaux": b'{"error": "unauthorized", "message": "Invalid or missing API key"}',
 }
+
+
+def _unauthorized(provider: str) -> bytes:
+    return _UNAUTHORIZED.get(provider, b'{"error": "unauthorized"}')
 
 
 def demo_accounts() -> list[SimAccount]:

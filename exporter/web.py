@@ -95,7 +95,11 @@ class _Handler(BaseHTTPRequestHandler):
         if not self._authorized(path):
             return
         if path != "/-/reload":
-            self._send_text(HTTPStatus.METHOD_NOT_ALLOWED, "Only GET and HEAD here.\n")
+            known = path in ("/", "/metrics") or path in OPEN_PATHS
+            if known:
+                self._send_text(HTTPStatus.METHOD_NOT_ALLOWED, "Only GET and HEAD here.\n")
+            else:
+                self._send_text(HTTPStatus.NOT_FOUND, "Not found.\n")
             return
         length = int(self.headers.get("Content-Length") or 0)
         if length:

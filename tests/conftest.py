@@ -1,4 +1,4 @@
-"""Shared fixtures: a clean redaction registry per test, and the anyio backend."""
+"""Shared fixtures: the anyio backend for async tests (asyncio only)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,157 @@
+"""Config reload over SIGHUP and POST /-/reload, against the real process.
+
+Unchanged accounts keep their cached values and schedule, added ones are polled at
+once, removed ones vanish, a bad config changes nothing but the reload gauges, and
+api_key_file is read again so keys rotate without a restart.
+"""
+
+from __future__ import annotations
+
+import signal
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from exporter.simulator import Fault, SimAccount, SimMeter, VendorSimulator
+from tests.e2e import ExporterProcess, wait_until
+
+OLD_KEY = "sk_rotated_out_key_000"
+NEW_KEY = "sk_rotated_in_key_1111"
+
+
+def metrics(proc: ExporterProcess) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    status, text = proc.get("/metrics")
+    assert status == 200
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def sample(proc: ExporterProcess, name: str, **labels: str) -> float | None:
+    return metrics(proc).get((name, frozenset(labels.items())))
+
+
+def post(proc: ExporterProcess, path: str) -> tuple[int, str]:
+    request = urllib.request.Request(proc.url + path, method="POST", data=b"")
+    try:
+        with urllib.request.urlopen(request, timeout=35) as response:
+            return int(response.status), response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return int(exc.code), exc.read().decode()
+
+
+@pytest.fixture
+def sim() -> Iterator[VendorSimulator]:
+    accounts = [
+        SimAccount("pictory", "pictai_reload_key_01", {"ai_credits": SimMeter(limit=50, start=5)}),
+        SimAccount(
+            "tornado",
+            NEW_KEY,
+            {"storage_gb": SimMeter(limit=10, start=1), "jobs": SimMeter(limit=None, start=3)},
+        ),
+        SimAccount(
+            "piloterr", "piloterr_reload_key_02", {"api_credits": SimMeter(limit=100, start=10)}
+        ),
+    ]
+    with VendorSimulator(accounts) as simulator:
+        yield simulator
+
+
+def account(sim: VendorSimulator, provider: str, name: str, key_line: str) -> str:
+    return (
+        f"  - provider: {provider}\n    account: {name}\n    {key_line}\n"
+        f"    base_url: {sim.base_url(provider)}\n"
+    )
+
+
+def test_reload_keeps_adds_removes_and_rotates(sim: VendorSimulator, tmp_path: Path) -> None:
+    key_file = tmp_path / "tornado.key"
+    key_file.write_text(OLD_KEY + "\n")
+    config = tmp_path / "config.yml"
+    head = "global:\n  interval: 60s\n  timeout: 2s\naccounts:\n"
+    pictory = account(sim, "pictory", "keep", "api_key: pictai_reload_key_01")
+    tornado = account(sim, "tornado", "rotate", f"api_key_file: {key_file}")
+    piloterr = account(sim, "piloterr", "added", "api_key: piloterr_reload_key_02")
+    config.write_text(head + pictory + tornado)
+
+    with ExporterProcess(["--config.file", str(config)], tmp_path / "log") as proc:
+        keep = {"provider": "pictory", "account": "keep"}
+        rotate = {"provider": "tornado", "account": "rotate"}
+        assert sample(proc, "saas_quota_up", **keep) == 1
+        # The key in the file is the old one: rejected.
+        assert sample(proc, "saas_quota_up", **rotate) == 0
+        assert sample(proc, "saas_quota_poll_errors_total", **rotate, reason="auth") == 1
+        first_reload = sample(proc, "saas_quota_config_last_reload_success_timestamp_seconds")
+        assert sample(proc, "saas_quota_config_last_reload_successful") == 1
+        keep_polls = sim.request_count("pictai_reload_key_01")
+
+        # Rotate the key and add an account; SIGHUP.
+        key_file.write_text(NEW_KEY + "\n")
+        config.write_text(head + pictory + tornado + piloterr)
+        proc.signal(signal.SIGHUP)
+        wait_until(lambda: sample(proc, "saas_quota_up", **rotate) == 1, timeout=15)
+        wait_until(
+            lambda: sample(proc, "saas_quota_up", provider="piloterr", account="added") == 1,
+            timeout=15,
+        )
+        assert sim.request_count("pictai_reload_key_01") == keep_polls, (
+            "the unchanged account kept its schedule"
+        )
+        assert sample(proc, "saas_quota_used", **keep, meter="ai_credits") == 5
+        # Counters of an account that stayed are not reset by a reload.
+        assert sample(proc, "saas_quota_poll_errors_total", **rotate, reason="auth") == 1
+        second_reload = sample(proc, "saas_quota_config_last_reload_success_timestamp_seconds")
+        assert first_reload is not None
+        assert second_reload is not None
+        assert second_reload >= first_reload
+
+        # A broken config: nothing changes except the reload gauge.
+        config.write_text(head + pictory + "  - provider: nosuchvendor\n    account: x\n")
+        status, body = post(proc, "/-/reload")
+        assert status == 500
+        assert "unknown provider 'nosuchvendor'" in body
+        assert sample(proc, "saas_quota_config_last_reload_successful") == 0
+        assert (
+            sample(proc, "saas_quota_config_last_reload_success_timestamp_seconds") == second_reload
+        )
+        assert sample(proc, "saas_quota_up", provider="piloterr", account="added") == 1
+        assert "config reload failed" in proc.logs()
+
+        # Remove two accounts over POST: their series vanish.
+        config.write_text(head + pictory)
+        assert post(proc, "/-/reload") == (200, "config reloaded\n")
+        assert sample(proc, "saas_quota_config_last_reload_successful") == 1
+        remaining = {dict(labels).get("account") for (_, labels) in metrics(proc)}
+        assert "added" not in remaining
+        assert "rotate" not in remaining
+        assert sample(proc, "saas_quota_used", **keep, meter="ai_credits") == 5
+        assert sim.request_count("pictai_reload_key_01") == keep_polls
+        for key in (OLD_KEY, NEW_KEY, "pictai_reload_key_01", "piloterr_reload_key_02"):
+            assert key not in proc.logs()
+
+
+def test_an_inflight_poll_of_a_removed_account_is_cancelled(
+    sim: VendorSimulator, tmp_path: Path
+) -> None:
+    sim.set_fault("piloterr_reload_key_02", Fault(delay=4.0))
+    config = tmp_path / "config.yml"
+    head = "global:\n  interval: 60s\n  timeout: 10s\naccounts:\n"
+    pictory = account(sim, "pictory", "keep", "api_key: pictai_reload_key_01")
+    piloterr = account(sim, "piloterr", "slow", "api_key: piloterr_reload_key_02")
+    config.write_text(head + pictory + piloterr)
+    proc = ExporterProcess(["--config.file", str(config)], tmp_path / "log").start(wait_ready=False)
+    try:
+        wait_until(lambda: sim.request_count("piloterr_reload_key_02") == 1, timeout=15)
+        config.write_text(head + pictory)
+        assert post(proc, "/-/reload")[0] == 200
+        # Removing the only unfinished account completes the first round.
+        wait_until(proc.ready, timeout=5)
+        labels = {dict(lbl).get("account") for (_, lbl) in metrics(proc)}
+        assert "slow" not in labels
+    finally:
+        assert proc.stop() == 0
