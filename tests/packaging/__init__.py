@@ -1,0 +1,1 @@
+"""Packaging and deployment: the container image, compose stack, Kubernetes, systemd."""
