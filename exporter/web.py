@@ -112,7 +112,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self, *, head: bool) -> None:
         path = self.path.split("?", 1)[0]
-        if not self._authorized(path):
+        if not self._authorized(path, head=head):
             return
         app = self.server.app
         if path == "/metrics":
@@ -142,18 +142,32 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send_text(HTTPStatus.NOT_FOUND, "Not found.\n", head=head)
 
-    def _authorized(self, path: str) -> bool:
+    def _authorized(self, path: str, *, head: bool = False) -> bool:
         security = self.server.app.security
         if security is None or path in OPEN_PATHS:
             return True
         if security.authorized(self.headers.get("Authorization")):
             return True
-        self._send_text(
-            HTTPStatus.UNAUTHORIZED,
-            "Unauthorized.\n",
-            extra={"WWW-Authenticate": 'Basic realm="saas-quota-exporter"'},
-        )
+        extra = {"WWW-Authenticate": 'Basic realm="saas-quota-exporter"'}
+        # Left unread, a refused request's body would be parsed as the next request
+        # on a kept-alive connection; too big to drain, the connection is closed.
+        if not self._discard_body():
+            extra["Connection"] = "close"
+        self._send_text(HTTPStatus.UNAUTHORIZED, "Unauthorized.\n", head=head, extra=extra)
         return False
+
+    def _discard_body(self, limit: int = 65536) -> bool:
+        if "Transfer-Encoding" in self.headers:
+            return False
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            return False
+        if not 0 <= length <= limit:
+            return False
+        if length:
+            self.rfile.read(length)
+        return True
 
     def _send_text(
         self,
