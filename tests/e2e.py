@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -42,11 +43,14 @@ def free_port() -> int:
 
 
 def http_get(
-    url: str, timeout: float = 5.0, headers: dict[str, str] | None = None
+    url: str,
+    timeout: float = 5.0,
+    headers: dict[str, str] | None = None,
+    context: ssl.SSLContext | None = None,
 ) -> tuple[int, str]:
     request = urllib.request.Request(url, headers=headers or {})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
             return int(response.status), response.read().decode()
     except urllib.error.HTTPError as exc:
         return int(exc.code), exc.read().decode()
@@ -71,11 +75,23 @@ def exporter_command() -> list[str]:
 
 
 class ExporterProcess:
-    """The exporter's console script as a child process, logging JSON to a file."""
+    """The exporter's console script as a child process, logging JSON to a file.
 
-    def __init__(self, args: list[str], log_path: Path, env: dict[str, str] | None = None) -> None:
+    With `ssl_context` (a client context trusting the server's CA) it is reached
+    over https, for a `--web.config.file` with tls_server_config.
+    """
+
+    def __init__(
+        self,
+        args: list[str],
+        log_path: Path,
+        env: dict[str, str] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.ssl_context = ssl_context
+        scheme = "https" if ssl_context is not None else "http"
+        self.url = f"{scheme}://127.0.0.1:{self.port}"
         self.log_path = log_path
         self.args = [
             *exporter_command(),
@@ -104,19 +120,21 @@ class ExporterProcess:
         if self.proc.poll() is not None:
             pytest.fail(f"exporter exited with {self.proc.returncode}:\n{self.logs()}")
         try:
-            return http_get(self.url + "/-/healthy", timeout=1)[0] == 200
+            return http_get(self.url + "/-/healthy", 1, context=self.ssl_context)[0] == 200
         except OSError:
             return False
 
     def ready(self) -> bool:
         """the exporter is ready (first poll round done)"""
         try:
-            return http_get(self.url + "/-/ready", timeout=1)[0] == 200
+            return http_get(self.url + "/-/ready", 1, context=self.ssl_context)[0] == 200
         except OSError:
             return False
 
-    def get(self, path: str, timeout: float = 5.0) -> tuple[int, str]:
-        return http_get(self.url + path, timeout=timeout)
+    def get(
+        self, path: str, timeout: float = 5.0, headers: dict[str, str] | None = None
+    ) -> tuple[int, str]:
+        return http_get(self.url + path, timeout, headers, context=self.ssl_context)
 
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
