@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import signal
 import time
 from collections.abc import Callable
@@ -35,11 +36,11 @@ class ListenAddress:
         host, sep, port = text.rpartition(":")
         if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
             raise ValueError(f"invalid listen address {text!r}: expected HOST:PORT")
-        host = host.strip("[]") or "0.0.0.0"  # noqa: S104 - ":PORT" means every interface
-        return cls(host, int(port))
+        # "" (from ":PORT") means every interface, IPv6 and IPv4 alike.
+        return cls(host.strip("[]"), int(port))
 
     def url(self, port: int | None = None) -> str:
-        host = "localhost" if self.host in ("0.0.0.0", "::") else self.host  # noqa: S104
+        host = "localhost" if self.host in ("", "0.0.0.0", "::") else self.host  # noqa: S104
         host = f"[{host}]" if ":" in host else host
         return f"http://{host}:{port if port is not None else self.port}"
 
@@ -95,12 +96,12 @@ class Exporter:
                 security=self.security,
                 clock=self.clock,
             )
-            self.server = ExporterHTTPServer((self.listen.host, self.listen.port), app)
+            self.server = _bind(self.listen, app)
             serve(self.server)
             self._install_signals(stop)
             self._log.info(
                 "listening",
-                address=f"{self.listen.host}:{self.port}",
+                address=f"{self.listen.host or '*'}:{self.port}",
                 accounts=len(config.accounts),
                 tls=bool(self.security and self.security.ssl_context()),
             )
@@ -174,3 +175,15 @@ class Exporter:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 self._loop.remove_signal_handler(sig)
+
+
+def _bind(listen: ListenAddress, app: WebApp) -> ExporterHTTPServer:
+    """Bind the HTTP server; ":PORT" takes IPv6 and IPv4 where the host has IPv6."""
+    if listen.host:
+        return ExporterHTTPServer((listen.host, listen.port), app)
+    try:
+        return ExporterHTTPServer(("::", listen.port), app)
+    except OSError as exc:
+        if exc.errno not in (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL):
+            raise
+        return ExporterHTTPServer(("0.0.0.0", listen.port), app)  # noqa: S104

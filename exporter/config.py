@@ -191,6 +191,8 @@ class _Loader:
             raise self.error()
 
         interval = DEFAULT_INTERVAL
+        # None unless set: then each provider's own default interval applies.
+        global_interval: float | None = None
         timeout = DEFAULT_TIMEOUT
         staleness: float | None = None
         glob = None
@@ -198,7 +200,8 @@ class _Loader:
             glob = self.mapping(top["global"], "global", _GLOBAL_KEYS)
         if glob:
             before = len(self.problems)
-            interval = self.duration(glob.get("interval"), "global.interval") or interval
+            global_interval = self.duration(glob.get("interval"), "global.interval")
+            interval = global_interval or interval
             timeout = self.duration(glob.get("timeout"), "global.timeout", minimum=0.001) or timeout
             staleness = self.duration(glob.get("max_staleness"), "global.max_staleness")
             durations_ok = len(self.problems) == before
@@ -223,7 +226,7 @@ class _Loader:
         if "accounts" not in top:
             self.problem(root, "", "missing 'accounts:' (a list of accounts to poll)")
         else:
-            accounts = self.accounts(top["accounts"], interval, timeout, staleness)
+            accounts = self.accounts(top["accounts"], global_interval, timeout, staleness)
         if not self.problems and "accounts" in top and not accounts:
             self.warning(top["accounts"], "accounts", "no accounts configured; nothing to poll")
         if self.problems:
@@ -242,7 +245,7 @@ class _Loader:
     def accounts(
         self,
         node: Node,
-        interval: float,
+        interval: float | None,
         timeout: float,
         staleness: float | None,
     ) -> list[AccountConfig]:
@@ -274,7 +277,7 @@ class _Loader:
         self,
         node: Node,
         where: str,
-        interval: float,
+        interval: float | None,
         timeout: float,
         staleness: float | None,
     ) -> AccountConfig | None:
@@ -305,7 +308,8 @@ class _Loader:
         own_interval = self.duration(fields.get("interval"), f"{where}.interval")
         own_timeout = self.duration(fields.get("timeout"), f"{where}.timeout", minimum=0.001)
         own_staleness = self.duration(fields.get("max_staleness"), f"{where}.max_staleness")
-        interval = own_interval or interval
+        vendor_default = PROVIDERS[provider].default_interval if provider else DEFAULT_INTERVAL
+        interval = own_interval or interval or vendor_default
         timeout = own_timeout or timeout
         max_staleness = own_staleness or staleness or interval * STALENESS_FACTOR
 
@@ -340,6 +344,10 @@ class _Loader:
         if len(self.problems) > before or provider is None or name is None or key is None:
             return None
         key_value, key_file = key
+        check = PROVIDERS[provider].key_warning
+        remark = check(key_value) if check else None
+        if remark:
+            self.warning(node, where, remark)
         return AccountConfig(
             provider=provider,
             account=name,

@@ -7,6 +7,7 @@ TLS and basic auth from `--web.config.file` plug in through `WebSecurity`.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import socket
 import ssl
@@ -59,6 +60,13 @@ class ExporterHTTPServer(ThreadingHTTPServer):
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         super().__init__(address, _Handler)
         self._ssl = app.security.ssl_context() if app.security else None
+
+    def server_bind(self) -> None:
+        if self.address_family == socket.AF_INET6 and self.server_address[0] in ("::", ""):
+            # Dual stack: "::" also accepts IPv4, as Go's ":PORT" does.
+            with contextlib.suppress(OSError, AttributeError):
+                self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        super().server_bind()
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         # The TLS handshake runs here, in the request's own thread, so a client

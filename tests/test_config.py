@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from exporter.config import AccountConfig, Config, ConfigError, load_config, parse_config
+from exporter.providers import PROVIDERS
 from exporter.redaction import REDACTED, REDACTOR, Secret
 
 SOURCE = "exporter.yml"
@@ -1090,3 +1091,27 @@ def test_environment_values_of_keys_are_not_echoed(tmp_path: Path) -> None:
         f" valid providers: {PROVIDER_LIST}",
     )
     assert REDACTOR.scrub(ENV_KEY) == REDACTED
+
+
+def test_provider_default_interval_applies_when_global_sets_none() -> None:
+    config = parse_config(
+        "accounts:\n  - {provider: piloterr, account: a, api_key: piloterr_k_123456}\n",
+        environ={},
+    )
+    account = config.accounts[0]
+    assert account.interval == PROVIDERS["piloterr"].default_interval
+    assert account.max_staleness == 3 * PROVIDERS["piloterr"].default_interval
+
+
+def test_vertaaux_sandbox_key_is_accepted_with_a_warning_that_does_not_quote_it() -> None:
+    key = "vx_test_sandbox_key_0123456789"
+    config = parse_config(
+        f"accounts:\n  - {{provider: vertaaux, account: sandbox, api_key: {key}}}\n",
+        source="c.yml",
+        environ={},
+    )
+    assert config.warnings == (
+        "c.yml:2:5: accounts[0]: this is a vx_test_ sandbox key: its quota does not reflect"
+        " live usage",
+    )
+    assert key not in "".join(config.warnings)

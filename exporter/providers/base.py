@@ -46,6 +46,9 @@ class Provider:
     # The least we wait after a 429 when the vendor sends no Retry-After.
     rate_limit_cooldown: float = 0.0
     docs_url: str = ""
+    # A remark about a key worth a config warning (a sandbox key, say); it is given
+    # the key and must never quote it.
+    key_warning: Callable[[str], str | None] | None = None
 
     def url(self, base_url: str | None) -> str:
         return (base_url or self.default_base_url).rstrip("/") + self.path

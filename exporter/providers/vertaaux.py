@@ -242,6 +242,14 @@ def _clip(value: Any) -> str | None:
     return text if len(text) <= _TEXT_CHARS else text[:_TEXT_CHARS] + "..."
 
 
+def _sandbox_key_warning(api_key: str) -> str | None:
+    # vx_test_ keys hit the sandbox: no quota is consumed, so the numbers polled
+    # with one say nothing about production usage.
+    if api_key.startswith("vx_test_"):
+        return "this is a vx_test_ sandbox key: its quota does not reflect live usage"
+    return None
+
+
 PROVIDER = Provider(
     name="vertaaux",
     default_base_url="https://vertaaux.ai",
@@ -253,4 +261,5 @@ PROVIDER = Provider(
     min_interval=60.0,
     rate_limit_cooldown=0.0,
     docs_url="https://vertaaux.ai/docs/api/endpoints/quota",
+    key_warning=_sandbox_key_warning,
 )
