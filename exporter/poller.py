@@ -296,6 +296,9 @@ class Poller:
                     last_error=REDACTOR.scrub(outcome.message),
                     last_error_reason=outcome.reason,
                     consecutive_failures=state.consecutive_failures + 1,
+                    failure_streak=(
+                        state.failure_streak + 1 if state.last_error_reason is outcome.reason else 1
+                    ),
                 )
             if outcome.problems:
                 state = state.with_error(Reason.PARSE)
@@ -307,6 +310,7 @@ class Poller:
                 last_error=None,
                 last_error_reason=None,
                 consecutive_failures=0,
+                failure_streak=0,
             )
 
         state = self.store.update(account.key, change)
@@ -315,7 +319,7 @@ class Poller:
         delay = next_delay(
             interval=account.interval,
             reason=outcome.reason if isinstance(outcome, PollError) else None,
-            consecutive_failures=state.consecutive_failures,
+            consecutive_failures=state.failure_streak,
             retry_after=outcome.retry_after if isinstance(outcome, PollError) else None,
             cooldown=account.adapter.rate_limit_cooldown,
             rng=self.rng,

@@ -42,6 +42,9 @@ class AccountState:
     last_error: str | None = None
     last_error_reason: Reason | None = None
     consecutive_failures: int = 0
+    # Consecutive failures for the same reason as the last one: backoff grows per
+    # kind of fault, so a 429 after three timeouts starts from the first step.
+    failure_streak: int = 0
     # Wall-clock time of the next scheduled poll, for the landing page.
     next_poll: float | None = None
 

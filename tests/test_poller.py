@@ -316,3 +316,23 @@ async def test_network_errors_are_classified(poller: Poller, clock: FakeClock) -
     assert b is not None
     assert a.last_error_reason is Reason.NETWORK
     assert b.last_error_reason is Reason.TIMEOUT
+
+
+async def test_backoff_grows_per_kind_of_fault(
+    poller: Poller, vendor: ScriptedVendor, clock: FakeClock
+) -> None:
+    vendor.answers[PICTORY] = status(503)
+    poller.apply_config(config("60s", "15m"))
+    await run_for(poller, clock, 100)
+    state = poller.store.get(("pictory", "a"))
+    assert state is not None
+    assert state.failure_streak >= 3
+    vendor.answers[PICTORY] = status(429)
+    before = vendor.count(PICTORY)
+    while vendor.count(PICTORY) == before:
+        await run_for(poller, clock, 1)
+    limited_at = clock.now
+    while vendor.count(PICTORY) == before + 1:
+        await run_for(poller, clock, 1)
+    # The first 429 waits one interval (+-10 %), not 2**streak intervals.
+    assert 53 <= clock.now - limited_at <= 68
