@@ -20,6 +20,7 @@ from exporter.log import get_logger
 from exporter.poller import Poller, make_client
 from exporter.state import ReloadStatus, StateStore
 from exporter.web import ExporterHTTPServer, WebApp, WebSecurity, serve
+from exporter.webconfig import WebConfigError
 
 RELOAD_WAIT_SECONDS = 30.0
 SHUTDOWN_GRACE_SECONDS = 3.0
@@ -54,9 +55,12 @@ class Exporter:
         listen: ListenAddress,
         *,
         security: WebSecurity | None = None,
+        load_security: Callable[[], WebSecurity | None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.load_config = load_config
+        # Re-read on every reload, like the config: certificates and users rotate too.
+        self.load_security = load_security
         self.listen = listen
         self.security = security
         self.clock = clock
@@ -133,17 +137,21 @@ class Exporter:
         assert self._poller is not None
         async with self._reload_lock:
             try:
-                # File reads (config and key files) stay off the event loop.
+                # File reads (config, key and certificate files) stay off the loop.
                 config = await asyncio.to_thread(self.load_config)
-            except ConfigError as exc:
+                security = (
+                    await asyncio.to_thread(self.load_security) if self.load_security else None
+                )
+            except (ConfigError, WebConfigError) as exc:
                 previous = self.store.snapshot()[2]
                 self.store.set_reload(
                     ReloadStatus(successful=False, last_success=previous.last_success)
                 )
-                self._log.error(
-                    "config reload failed; keeping the running config", errors=list(exc.problems)
-                )
+                problems = list(exc.problems) if isinstance(exc, ConfigError) else [str(exc)]
+                self._log.error("config reload failed; keeping the running config", errors=problems)
                 return str(exc)
+            if self.load_security and self.server is not None:
+                self.server.security = security
             self._log_warnings(config)
             self._config = config
             self._poller.apply_config(config)

@@ -18,6 +18,7 @@ from exporter import __version__
 from exporter.app import Exporter, ListenAddress
 from exporter.config import ConfigError, load_config
 from exporter.log import FORMATS, LEVELS, configure, get_logger
+from exporter.webconfig import WebConfigError, load_web_config
 
 # Listed as saas-quota-exporter's port on Prometheus' default-port wiki is the plan;
 # until then it is one no common exporter uses.
@@ -88,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     listen = _listen(args.listen)
 
     if args.config_check:
-        return _check(args.config_file)
+        return _check(args.config_file, args.web_config_file)
 
     log = get_logger()
     try:
@@ -98,16 +99,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
 
     security = None
-    if args.web_config_file:
-        from exporter.webconfig import WebConfigError, load_web_config
-
+    web_config_file = args.web_config_file
+    if web_config_file:
         try:
-            security = load_web_config(args.web_config_file)
+            security = load_web_config(web_config_file)
         except WebConfigError as exc:
-            print(f"invalid web config {args.web_config_file}:\n  {exc}", file=sys.stderr)
+            print(f"invalid web config {web_config_file}:\n  {exc}", file=sys.stderr)
             return EXIT_CONFIG
 
-    exporter = Exporter(lambda: load_config(args.config_file), listen, security=security)
+    exporter = Exporter(
+        lambda: load_config(args.config_file),
+        listen,
+        security=security,
+        load_security=(lambda: load_web_config(web_config_file)) if web_config_file else None,
+    )
     try:
         asyncio.run(exporter.run(config))
     except OSError as exc:
@@ -124,12 +129,19 @@ def _listen(text: str) -> ListenAddress:
         raise SystemExit(EXIT_USAGE) from None
 
 
-def _check(path: str) -> int:
+def _check(path: str, web_config_file: str | None) -> int:
     try:
         config = load_config(path)
     except ConfigError as exc:
         _print_problems(path, exc)
         return EXIT_CONFIG
+    if web_config_file:
+        try:
+            load_web_config(web_config_file)
+        except WebConfigError as exc:
+            print(f"invalid web config {web_config_file}:\n  {exc}", file=sys.stderr)
+            return EXIT_CONFIG
+        print(f"{web_config_file}: OK")
     for warning in config.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"{path}: OK ({len(config.accounts)} accounts)")

@@ -59,7 +59,7 @@ class ExporterHTTPServer(ThreadingHTTPServer):
         host = address[0]
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         super().__init__(address, _Handler)
-        self._ssl = app.security.ssl_context() if app.security else None
+        self.security = app.security
 
     def server_bind(self) -> None:
         if self.address_family == socket.AF_INET6 and self.server_address[0] in ("::", ""):
@@ -71,10 +71,14 @@ class ExporterHTTPServer(ThreadingHTTPServer):
     def finish_request(self, request: Any, client_address: Any) -> None:
         # The TLS handshake runs here, in the request's own thread, so a client
         # that stalls mid-handshake cannot block accept() for everyone else.
-        if self._ssl is not None:
+        # Read per connection, so a reload that swaps the web config (new
+        # certificates, new users) takes effect for the next connection.
+        security = self.security
+        context = security.ssl_context() if security else None
+        if context is not None:
             request.settimeout(10)
             try:
-                request = self._ssl.wrap_socket(request, server_side=True)
+                request = context.wrap_socket(request, server_side=True)
             except (ssl.SSLError, OSError) as exc:
                 get_logger().debug("TLS handshake failed", client=client_address[0], error=str(exc))
                 return
@@ -103,15 +107,16 @@ class _Handler(BaseHTTPRequestHandler):
         if not self._authorized(path):
             return
         if path != "/-/reload":
+            if not self._discard_body():
+                self.close_connection = True
             known = path in ("/", "/metrics") or path in OPEN_PATHS
             if known:
                 self._send_text(HTTPStatus.METHOD_NOT_ALLOWED, "Only GET and HEAD here.\n")
             else:
                 self._send_text(HTTPStatus.NOT_FOUND, "Not found.\n")
             return
-        length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            self.rfile.read(min(length, 65536))
+        if not self._discard_body():
+            self.close_connection = True
         error = self.server.app.reload()
         if error is None:
             self._send_text(HTTPStatus.OK, "config reloaded\n")
@@ -151,7 +156,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_text(HTTPStatus.NOT_FOUND, "Not found.\n", head=head)
 
     def _authorized(self, path: str, *, head: bool = False) -> bool:
-        security = self.server.app.security
+        security = self.server.security
         if security is None or path in OPEN_PATHS:
             return True
         if security.authorized(self.headers.get("Authorization")):
@@ -199,7 +204,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
-        for name, value in (extra or {}).items():
+        headers = dict(extra or {})
+        if self.close_connection:
+            headers.setdefault("Connection", "close")
+        for name, value in headers.items():
             self.send_header(name, value)
         self.end_headers()
         if not head:

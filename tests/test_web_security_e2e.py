@@ -349,3 +349,64 @@ def test_invalid_web_config_exits_1_with_a_clear_message(
     assert "Traceback" not in output
     if secret is not None:
         assert secret not in output
+
+
+def test_reload_rereads_the_web_config(workdir: Path, config_file: Path, pki: PKI) -> None:
+    """Users and certificates rotate with SIGHUP / POST /-/reload, like the config."""
+    proc = start(workdir, config_file, "rotating", TLS + AUTH, pki.client_context())
+    try:
+        new_password = "rotated-Passw0rd-2"
+        new_hash = bcrypt.hashpw(new_password.encode(), bcrypt.gensalt(rounds=4)).decode()
+        (workdir / "rotating.yml").write_text(TLS + f"basic_auth_users:\n  ops: '{new_hash}'\n")
+        status, _, body = request(proc, "POST", "/-/reload", basic(USER, PASSWORD))
+        assert status == 200, body
+        assert request(proc, "GET", "/metrics", basic(USER, PASSWORD))[0] == 401
+        assert request(proc, "GET", "/metrics", basic("ops", new_password))[0] == 200
+        # A broken web config is refused as a whole: the running one stays.
+        (workdir / "rotating.yml").write_text(TLS + "basic_auth_users:\n  ops: not-a-hash\n")
+        status, _, body = request(proc, "POST", "/-/reload", basic("ops", new_password))
+        assert status == 500
+        assert "not a bcrypt hash" in body
+        assert request(proc, "GET", "/metrics", basic("ops", new_password))[0] == 200
+        assert new_password not in proc.logs()
+    finally:
+        proc.stop()
+
+
+def test_config_check_validates_the_web_config(workdir: Path, config_file: Path) -> None:
+    web = workdir / "check-bad.yml"
+    web.write_text("basic_auth_users:\n  ops: plaintext-password\n")
+    result = subprocess.run(
+        [
+            *exporter_command(),
+            "--config.file",
+            str(config_file),
+            "--config.check",
+            "--web.config.file",
+            str(web),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+    )
+    assert result.returncode == 1
+    assert "invalid web config" in result.stderr
+    assert "plaintext-password" not in result.stdout + result.stderr
+    web.write_text(AUTH)
+    result = subprocess.run(
+        [
+            *exporter_command(),
+            "--config.file",
+            str(config_file),
+            "--config.check",
+            "--web.config.file",
+            str(web),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"{web}: OK" in result.stdout
