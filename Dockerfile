@@ -11,6 +11,8 @@ ARG BASE_IMAGE=python:3.12-slim
 
 # --- build: install the exporter and its dependencies into a self-contained venv ---
 FROM ${BASE_IMAGE} AS build
+# Lets a builder find (and prune) this stage's leftover images.
+LABEL io.saas-quota-exporter.stage="build"
 
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \

@@ -137,7 +137,7 @@ def outputs() -> dict[Path, str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tests.packaging.generate_kubernetes",
-        description="Regenerate prometheusrule.yaml and grafana-dashboards.yaml in deploy/kubernetes/base.",
+        description="Regenerate the generated manifests in deploy/kubernetes/base.",
     )
     parser.add_argument("--check", action="store_true", help="exit 1 if a file is stale")
     args = parser.parse_args(argv)

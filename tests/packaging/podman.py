@@ -175,6 +175,7 @@ class BuiltImage:
 
 def build_image(podman: Podman, base: str, version: str, log: Path) -> BuiltImage:
     """`podman build` of the repository's Dockerfile on `base`, as CI does it."""
+    previous = podman.inspect("image", IMAGE)["Id"] if podman.image_exists(IMAGE) else None
     started = time.monotonic()
     result = podman.run(
         "build",
@@ -200,6 +201,27 @@ def build_image(podman: Podman, base: str, version: str, log: Path) -> BuiltImag
     if result.returncode != 0:
         raise PodmanError(f"podman build exited {result.returncode}:\n{log.read_text()[-6000:]}")
     elapsed = time.monotonic() - started
-    size = int(podman.inspect("image", IMAGE)["Size"])
+    image = podman.inspect("image", IMAGE)
+    _prune(podman, previous if previous != image["Id"] else None)
     base_size = int(podman.inspect("image", base)["Size"])
-    return BuiltImage(IMAGE, base, elapsed, size, base_size)
+    return BuiltImage(IMAGE, base, elapsed, int(image["Size"]), base_size)
+
+
+def _prune(podman: Podman, replaced: str | None) -> None:
+    """Drop the image this build replaced and all but the newest build-stage image
+    (the newest is the layer cache of the next build), so repeated runs on one
+    machine do not pile up images."""
+    stale = [replaced] if replaced else []
+    listing = podman.run(
+        "images",
+        "--filter",
+        "dangling=true",
+        "--filter",
+        "label=io.saas-quota-exporter.stage=build",
+        "--format",
+        "json",
+    )
+    stages = sorted(json.loads(listing.stdout or "[]"), key=lambda i: int(i["Created"]))
+    stale += [str(stage["Id"]) for stage in stages[:-1]]
+    for image_id in stale:
+        podman.run("rmi", "--force", image_id, check=False)
