@@ -1,0 +1,1 @@
+"""The bundled Prometheus rules, Alertmanager config and Grafana dashboards."""
