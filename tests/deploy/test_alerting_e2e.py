@@ -21,11 +21,8 @@ from __future__ import annotations
 
 import json
 import re
-import signal
-import subprocess
 import threading
 import time
-import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -46,6 +43,7 @@ from tests.deploy.assets import (
     dashboards,
     load_yaml,
 )
+from tests.deploy.daemons import Daemon
 from tests.deploy.grafana import (
     PanelTarget,
     format_value,
@@ -55,7 +53,7 @@ from tests.deploy.grafana import (
     panel_targets,
     query_variables,
 )
-from tests.e2e import ExporterProcess, free_port, http_get, require_binary, wait_until
+from tests.e2e import ExporterProcess, free_port, require_binary, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
@@ -253,51 +251,6 @@ class Webhook:
             if got["alertname"] == alertname and all(got.get(k) == v for k, v in labels.items()):
                 return at, path, alert
         return None
-
-
-class Daemon:
-    """A Prometheus or Alertmanager binary on a free loopback port."""
-
-    def __init__(self, binary: str, args: list[str], log_path: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        self._log = log_path.open("ab")
-        self.binary = binary
-        self.proc = subprocess.Popen(
-            [binary, *args, f"--web.listen-address=127.0.0.1:{self.port}"],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def ready(self) -> bool:
-        """the daemon answers /-/ready"""
-        if self.proc.poll() is not None:
-            pytest.fail(f"{self.binary} exited {self.proc.returncode}:\n{self.logs()}")
-        try:
-            return http_get(self.url + "/-/ready", timeout=1)[0] == 200
-        except OSError:
-            return False
-
-    def api(self, path: str, **params: str) -> Any:
-        query = urllib.parse.urlencode(params)
-        status, body = http_get(f"{self.url}{path}?{query}", timeout=10)
-        document = json.loads(body)
-        assert status == 200, (path, params, document)
-        return document
-
-    def logs(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
 
 
 @dataclass
@@ -542,6 +495,11 @@ def test_alerts_reach_the_webhook_and_every_dashboard_query_returns_data(stack: 
         "exporter ready -> Prometheus ready (s)": round(
             stack.prometheus_ready - stack.exporter_ready, 1
         ),
+        # Prometheus applies new scrape targets at most every 5 s, so most of the time
+        # "to pending" is spent waiting for the first scrape.
+        "Prometheus ready -> first scrape of the exporter (s)": round(
+            first_scrape(prometheus) - stack.prometheus_ready, 1
+        ),
         **timings,
         **queries,
     }
@@ -625,6 +583,12 @@ def resolve_variables(
         v["name"] == "provider" and not is_multi(v) for v in query_variables(board)
     )
     return [(values, values["provider"] if single_provider else None) for values in assignments]
+
+
+def first_scrape(prometheus: Daemon) -> float:
+    """Unix time of the first sample of up{job="saas-quota"}."""
+    result = prometheus.api("/api/v1/query", query='up{job="saas-quota"}[10m]')["data"]["result"]
+    return min(float(series["values"][0][0]) for series in result)
 
 
 def unix(rfc3339: str) -> float:
