@@ -394,9 +394,11 @@ def _unauthorized(provider: str) -> bytes:
 def demo_accounts() -> list[SimAccount]:
     """The demo's vendors: usage that moves within minutes, some meters near their caps.
 
-    Rates are chosen so a demo left running for ten minutes shows each alert kind:
-    Piloterr runs out, Pictory's video minutes approach their cap, VertaaUX is
-    exhausted from the start, the rest burn slowly.
+    Rates are chosen so a demo left running for ten minutes has something for each
+    dashboard and quota alert: Piloterr runs out, Pictory's video minutes approach
+    their cap, the rest burn slowly. The VertaaUX free account is exhausted from the
+    start on purpose: its 3 audits a day run out daily by design, and the bundled
+    alerts leave the free tier alone (see deploy/prometheus/saas-quota.alerts.yml).
     """
     return [
         SimAccount(
