@@ -201,6 +201,7 @@ def test_prometheus_rule_groups_pass_promtool(tmp_path: Path) -> None:
 
 def test_dashboard_configmaps_hold_exactly_the_dashboards() -> None:
     dashboards = gen.dashboard_files()
+    assert dashboards, "grafana/dashboards/ holds the dashboards"
     configmaps = {
         doc["metadata"]["name"]: doc
         for doc in rendered()
