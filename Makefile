@@ -34,8 +34,10 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+## bench: /metrics latency with a slow vendor, then the 60 s load and soak run
 bench: $(STAMP)
-	$(PY) benchmarks/scrape_latency.py
+	$(PY) -m benchmarks.scrape_latency
+	$(PY) -m benchmarks.soak
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info
