@@ -255,7 +255,8 @@ class MetricsRenderer:
             PlatformCollector(registry=self._runtime_registry)
             GCCollector(registry=self._runtime_registry)
         self._lock = threading.Lock()
-        self._cache: dict[tuple[object, ...], bytes] = {}
+        self._cache_key: tuple[object, ...] | None = None
+        self._cache: dict[str, bytes] = {}  # content type -> rendered quota part
         self.renders = 0  # how often the quota part was rendered (tests, benchmarks)
 
     def render(self, accept: str | None, accept_encoding: str | None) -> Rendered:
@@ -263,15 +264,19 @@ class MetricsRenderer:
         now = self.collector.clock()
         generation, states, reload = self.collector.store.snapshot()
         expired = tuple(s.key for s in states if s.readings is not None and s.is_stale(now))
-        key = (generation, expired, content_type)
+        snapshot_key = (generation, expired)
         with self._lock:
-            quota = self._cache.get(key)
+            if snapshot_key != self._cache_key:
+                # Only the newest snapshot is worth keeping, in every format asked for
+                # (Prometheus asks for OpenMetrics, curl for text: both stay cached).
+                self._cache_key = snapshot_key
+                self._cache = {}
+            quota = self._cache.get(content_type)
             if quota is None:
                 quota = encoder(_Frozen(self.collector, states, reload, now))
                 if content_type.startswith(OPENMETRICS_PREFIX):
                     quota = quota.removesuffix(b"# EOF\n")
-                # Only the newest generation is worth keeping.
-                self._cache = {key: quota}
+                self._cache[content_type] = quota
                 self.renders += 1
         body = quota + encoder(self._runtime_registry)
         if accept_encoding and "gzip" in accept_encoding.lower():

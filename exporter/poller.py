@@ -180,8 +180,12 @@ class Poller:
                 self._wakeup.clear()
                 next_due = self.tick()
                 timeout = None if next_due is None else max(next_due - self.monotonic(), 0.0)
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a
+                # cancel that lands as the wait completes (CPython gh-86296), and
+                # shutdown would then hang for its whole grace period.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), timeout)
+                    async with asyncio.timeout(timeout):
+                        await self._wakeup.wait()
         finally:
             for key in list(self._inflight):
                 self._cancel(key)

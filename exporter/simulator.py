@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import socket
 import struct
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -92,7 +93,7 @@ class VendorSimulator:
         self._lock = threading.Lock()
         self.requests: list[tuple[str, str | None]] = []  # (path, api key) per request
         self.streamed: list[int] = []  # bytes sent per streamed (stream_bytes) answer
-        self.server = ThreadingHTTPServer((host, port), _make_handler(self))
+        self.server = _QuietServer((host, port), _make_handler(self))
         self.server.daemon_threads = True
         self._thread: threading.Thread | None = None
 
@@ -167,6 +168,15 @@ class VendorSimulator:
 
     def period_start(self, account: SimAccount) -> datetime:
         return self.reset_time(account) - timedelta(seconds=account.period_length)
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """A client closing a kept-alive connection is normal here, not a traceback."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 def _make_handler(sim: VendorSimulator) -> type[BaseHTTPRequestHandler]:

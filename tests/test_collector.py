@@ -263,3 +263,12 @@ def test_vendor_info_labels_cannot_override_identity_labels(reserved: str) -> No
     )
     text = render(store)
     assert value(text, "saas_quota_account_info", provider="pictory", account="a", plan="pro") == 1
+
+
+def test_each_format_stays_cached_for_the_same_snapshot() -> None:
+    renderer = MetricsRenderer(QuotaCollector(golden_store(), lambda: NOW), process_metrics=False)
+    openmetrics = "application/openmetrics-text; version=1.0.0"
+    for _ in range(3):
+        renderer.render(openmetrics, None)
+        renderer.render("text/plain", None)
+    assert renderer.renders == 2, "one render per format, not one per alternation"

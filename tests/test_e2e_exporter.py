@@ -6,6 +6,7 @@ process with a config whose base_url overrides point at it.
 
 from __future__ import annotations
 
+import http.client
 import statistics
 import time
 from collections.abc import Iterator
@@ -108,12 +109,20 @@ def test_scrapes_stay_fast_while_a_vendor_takes_five_seconds(
         # Wait until a slow poll is certainly in flight.
         wait_until(lambda: simulator.request_count(SLOW_KEY) >= 2, timeout=30)
         latencies = []
-        for _ in range(50):
+        # Fresh connections (curl) and one kept-alive connection (Prometheus).
+        kept = http.client.HTTPConnection("127.0.0.1", proc.port, timeout=5)
+        for i in range(100):
             started = time.perf_counter()
-            status, text = http_get(proc.url + "/metrics")
+            if i % 2:
+                kept.request("GET", "/metrics")
+                response = kept.getresponse()
+                status, text = response.status, response.read().decode()
+            else:
+                status, text = http_get(proc.url + "/metrics")
             latencies.append(time.perf_counter() - started)
             assert status == 200
             assert value(text, "saas_quota_up", provider="tornado", account="pipeline") == 1
+        kept.close()
         # The slow account timed out (timeout 1s): classified, isolated.
         timeouts = value(
             text,
