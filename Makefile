@@ -2,40 +2,51 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+HASH := $(shell cksum pyproject.toml | cut -d' ' -f1)
+# Two stamps: the demo needs the runtime dependencies only, the suite the [test]
+# extra as well (validators, linters); both are redone when pyproject.toml changes.
+RUN_STAMP := $(VENV)/.installed-run-$(HASH)
+TEST_STAMP := $(VENV)/.installed-test-$(HASH)
 LISTEN ?= 127.0.0.1:9877
 
 .PHONY: demo test lint typecheck pytest install clean bench
 
-$(STAMP): pyproject.toml
+$(VENV)/bin/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (set PYTHON=...)")'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet --editable '.[test]'
-	rm -f $(VENV)/.installed-*
+
+$(RUN_STAMP): pyproject.toml $(VENV)/bin/python
+	$(PY) -m pip install --quiet --editable .
+	rm -f $(VENV)/.installed-run-*
 	touch $@
 
-install: $(STAMP)
+$(TEST_STAMP): pyproject.toml $(VENV)/bin/python
+	$(PY) -m pip install --quiet --editable '.[test]'
+	rm -f $(VENV)/.installed-test-*
+	touch $@
+
+install: $(TEST_STAMP)
 
 ## demo: run the exporter against simulated vendors on loopback (no keys needed)
-demo: $(STAMP)
+demo: $(RUN_STAMP)
 	$(VENV)/bin/saas-quota-exporter demo --web.listen-address $(LISTEN)
 
 ## test: lint, type-check and run the whole suite
 test: lint typecheck pytest
 
-lint: $(STAMP)
+lint: $(TEST_STAMP)
 	$(VENV)/bin/ruff check exporter tests benchmarks
 	$(VENV)/bin/ruff format --check exporter tests benchmarks
 
-typecheck: $(STAMP)
+typecheck: $(TEST_STAMP)
 	$(VENV)/bin/mypy
 
-pytest: $(STAMP)
+pytest: $(TEST_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 ## bench: /metrics latency with a slow vendor, then the 60 s load and soak run
-bench: $(STAMP)
+bench: $(TEST_STAMP)
 	$(PY) -m benchmarks.scrape_latency
 	$(PY) -m benchmarks.soak
 
