@@ -109,22 +109,20 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         if not self._authorized(path):
             return
-        if path != "/-/reload":
-            if not self._discard_body():
-                self.close_connection = True
-            known = path in ("/", "/metrics") or path in OPEN_PATHS
-            if known:
-                self._send_text(HTTPStatus.METHOD_NOT_ALLOWED, "Only GET and HEAD here.\n")
-            else:
-                self._send_text(HTTPStatus.NOT_FOUND, "Not found.\n")
-            return
         if not self._discard_body():
             self.close_connection = True
-        error = self.server.app.reload()
-        if error is None:
-            self._send_text(HTTPStatus.OK, "config reloaded\n")
+        if path == "/-/reload":
+            error = self.server.app.reload()
+            if error is None:
+                self._send_text(HTTPStatus.OK, "config reloaded\n")
+            else:
+                self._send_text(
+                    HTTPStatus.INTERNAL_SERVER_ERROR, f"failed to reload config: {error}\n"
+                )
+        elif path in ("/", "/metrics") or path in OPEN_PATHS:
+            self._send_text(HTTPStatus.METHOD_NOT_ALLOWED, "Only GET and HEAD here.\n")
         else:
-            self._send_text(HTTPStatus.INTERNAL_SERVER_ERROR, f"failed to reload config: {error}\n")
+            self._send_text(HTTPStatus.NOT_FOUND, "Not found.\n")
 
     def _dispatch(self, *, head: bool) -> None:
         path = self.path.split("?", 1)[0]
