@@ -285,7 +285,7 @@ class Poller:
         if previous is None:
             return
 
-        def change(state: AccountState) -> AccountState:
+        def outcome_of(state: AccountState) -> AccountState:
             state = replace(
                 state,
                 polled=True,
@@ -317,19 +317,27 @@ class Poller:
                 failure_streak=0,
             )
 
-        state = self.store.update(account.key, change)
-        if state is None:
+        delays: list[float] = []
+
+        def change(state: AccountState) -> AccountState:
+            # One swap per poll (outcome and next poll together), so the render
+            # cache is invalidated once, not twice.
+            state = outcome_of(state)
+            delay = next_delay(
+                interval=account.interval,
+                reason=outcome.reason if isinstance(outcome, PollError) else None,
+                consecutive_failures=state.failure_streak,
+                retry_after=outcome.retry_after if isinstance(outcome, PollError) else None,
+                cooldown=account.adapter.rate_limit_cooldown,
+                rng=self.rng,
+            )
+            delays.append(delay)
+            return replace(state, next_poll=now + delay)
+
+        if self.store.update(account.key, change) is None:
             return
-        delay = next_delay(
-            interval=account.interval,
-            reason=outcome.reason if isinstance(outcome, PollError) else None,
-            consecutive_failures=state.failure_streak,
-            retry_after=outcome.retry_after if isinstance(outcome, PollError) else None,
-            cooldown=account.adapter.rate_limit_cooldown,
-            rng=self.rng,
-        )
+        delay = delays[0]
         self._due[account.key] = self.monotonic() + delay
-        self.store.update(account.key, lambda s: replace(s, next_poll=now + delay))
         self._log_outcome(outcome, previous, duration, delay, log)
         if self._first_round is not None and account.key in self._first_round:
             self._first_round.discard(account.key)
