@@ -67,6 +67,19 @@ def excerpt(body: bytes) -> str:
     return text if len(text) <= _EXCERPT_CHARS else text[:_EXCERPT_CHARS] + "..."
 
 
+def unrecognised(status: int, body: bytes, what: str) -> PollError:
+    """A 200 whose body has none of the fields we look for: a `parse` failure.
+
+    Exporting nothing silently would hide a changed API or the wrong endpoint.
+    """
+    return PollError(
+        Reason.PARSE,
+        f"{what} in response: {excerpt(body)!r}",
+        status=status,
+        body_excerpt=excerpt(body),
+    )
+
+
 def decode_json(body: bytes) -> Any:
     """The body as JSON, or None when it is not JSON (gateways send HTML and text)."""
     try:

@@ -21,6 +21,7 @@ from exporter.providers.base import (
     json_object,
     number,
     obj,
+    unrecognised,
 )
 
 # vendor field -> (meter, unit, factor to the exported unit)
@@ -40,12 +41,7 @@ def parse(status: int, headers: Headers, body: bytes) -> Readings:
     results, problems = gather(parts)
     meters = tuple(m for m in results.values() if m is not None)
     if not meters and not problems:
-        raise PollError(
-            Reason.PARSE,
-            f"no quota entries in response: {excerpt(body)!r}",
-            status=status,
-            body_excerpt=excerpt(body),
-        )
+        raise unrecognised(status, body, "no quota entries")
     return Readings(meters=meters, problems=problems)
 
 

@@ -50,6 +50,7 @@ from exporter.providers.base import (
     obj,
     retry_after_seconds,
     timestamp,
+    unrecognised,
 )
 
 # api_key.quotas field -> meter. Fixed order: Readings must be deterministic.
@@ -110,12 +111,7 @@ def parse(status: int, headers: Headers, body: bytes) -> Readings:
     # Several parts read api_key/quotas; a malformed object is one problem, not four.
     problems = tuple(dict.fromkeys(problems))
     if not meters and not problems:
-        raise PollError(
-            Reason.PARSE,
-            f"no usage fields in response: {excerpt(body)!r}",
-            status=status,
-            body_excerpt=excerpt(body),
-        )
+        raise unrecognised(status, body, "no usage fields")
     return Readings(
         meters=meters,
         account_info=results.get("account_info", ()),

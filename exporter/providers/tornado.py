@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from exporter.model import MeterReading, PollError, Readings, Reason
+from exporter.model import MeterReading, Readings
 from exporter.providers.base import (
     FieldError,
     Headers,
@@ -46,6 +46,7 @@ from exporter.providers.base import (
     label_value,
     number,
     timestamp,
+    unrecognised,
 )
 
 # README 0.4: the default when the body does not define a GB itself (no limit fields).
@@ -109,12 +110,7 @@ def parse(status: int, headers: Headers, body: bytes) -> Readings:
     if not meters and not problems:
         # Not a /usage body (e.g. the legacy /dashboard/billing answer, or an error
         # envelope with status 200): exporting nothing silently would hide it.
-        raise PollError(
-            Reason.PARSE,
-            f"no Tornado usage fields in response: {excerpt(body)!r}",
-            status=status,
-            body_excerpt=excerpt(body),
-        )
+        raise unrecognised(status, body, "no Tornado usage fields")
     return Readings(
         meters=meters,
         account_info=tuple(sorted(account_info)),

@@ -46,6 +46,7 @@ from exporter.providers.base import (
     number,
     retry_after_seconds,
     timestamp,
+    unrecognised,
 )
 
 _METER = "credits"
@@ -89,12 +90,7 @@ def parse(status: int, headers: Headers, body: bytes) -> Readings:
     if not _has_credit_fields(data, headers):
         # Without any of these the answer is not a quota answer at all (an HTML
         # page served with 200, a different endpoint behind a proxy...).
-        raise PollError(
-            Reason.PARSE,
-            f"no credits fields or X-RateLimit headers in response: {excerpt(body)!r}",
-            status=status,
-            body_excerpt=excerpt(body),
-        )
+        raise unrecognised(status, body, "no credits fields or X-RateLimit headers")
 
     results, problems = gather(
         {

@@ -57,6 +57,7 @@ from exporter.providers.base import (
     obj,
     retry_after_seconds,
     timestamp,
+    unrecognised,
 )
 
 # A 429 bans the whole key for one minute (README 4, rate limits): never come back
@@ -161,12 +162,7 @@ def parse(status: int, headers: Headers, body: bytes) -> Readings:
         )
     data = root.get("data")
     if not isinstance(data, dict):
-        raise PollError(
-            Reason.PARSE,
-            f"no data object in response: {excerpt(body)!r}",
-            status=status,
-            body_excerpt=excerpt(body),
-        )
+        raise unrecognised(status, body, "no data object")
 
     sections, section_problems = gather({name: _section(data, name) for name in _SECTIONS})
     # A bad period field costs the reset or start series, not the meters.
@@ -217,12 +213,7 @@ def parse(status: int, headers: Headers, body: bytes) -> Readings:
     meters = tuple(sorted((m for m in results.values() if m is not None), key=lambda m: m.meter))
     problems = section_problems + period_problems + meter_problems
     if not meters and not problems:
-        raise PollError(
-            Reason.PARSE,
-            f"no usage figures in response: {excerpt(body)!r}",
-            status=status,
-            body_excerpt=excerpt(body),
-        )
+        raise unrecognised(status, body, "no usage figures")
     return Readings(
         meters=meters,
         account_info=_account_info(data, sections),
