@@ -59,12 +59,6 @@ class AccountState:
     def fresh_readings(self, now: float) -> Readings | None:
         return None if self.is_stale(now) else self.readings
 
-    def stale_at(self) -> float | None:
-        """When the cached values expire, if they exist."""
-        if self.last_success is None or self.readings is None:
-            return None
-        return self.last_success + self.max_staleness
-
     def with_error(self, reason: Reason) -> AccountState:
         counts = tuple((r, n + 1 if r is reason else n) for r, n in self.errors_total)
         return replace(self, errors_total=counts)
@@ -87,10 +81,6 @@ class StateStore:
         self._accounts: dict[tuple[str, str], AccountState] = {}
         self._reload = ReloadStatus()
         self._generation = 0
-
-    @property
-    def generation(self) -> int:
-        return self._generation
 
     def snapshot(self) -> tuple[int, tuple[AccountState, ...], ReloadStatus]:
         with self._lock:
