@@ -91,6 +91,7 @@ class VendorSimulator:
         self.t0 = clock()
         self._faults: dict[str, Fault] = {}
         self._lock = threading.Lock()
+        self._streams_done = threading.Condition(self._lock)
         self.requests: list[tuple[str, str | None]] = []  # (path, api key) per request
         self.streamed: list[int] = []  # bytes sent per streamed (stream_bytes) answer
         self.server = _QuietServer((host, port), _make_handler(self))
@@ -103,6 +104,16 @@ class VendorSimulator:
 
     def base_url(self, provider: str) -> str:
         return f"http://127.0.0.1:{self.port}/{provider}"
+
+    def wait_for_streams(self, count: int, timeout: float) -> list[int]:
+        """Bytes sent per streamed answer, once `count` of them have ended.
+
+        A handler learns that the client hung up only when its next write fails,
+        which can be a moment after the client has moved on; tests wait here.
+        """
+        with self._streams_done:
+            self._streams_done.wait_for(lambda: len(self.streamed) >= count, timeout)
+            return list(self.streamed)
 
     def start(self) -> VendorSimulator:
         self._thread = threading.Thread(
@@ -230,8 +241,9 @@ def _make_handler(sim: VendorSimulator) -> type[BaseHTTPRequestHandler]:
                     sent += len(piece)
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the client stopped reading at its cap, as it should
-            with sim._lock:
+            with sim._streams_done:
                 sim.streamed.append(sent)
+                sim._streams_done.notify_all()
 
     return Handler
 
