@@ -139,7 +139,10 @@ def test_scrapes_stay_fast_while_a_vendor_takes_five_seconds(
             "\n/metrics with a 5 s vendor:"
             f" median {median * 1000:.1f} ms, max {worst * 1000:.1f} ms"
         )
-        assert worst < 0.1, f"/metrics took {worst * 1000:.0f} ms while a vendor was slow"
+        # The loop starts just after a slow poll began, so a scrape that waited on it
+        # would take most of the 1 s timeout. The bound sits well below that and well
+        # above a loaded CI machine's hiccups; the figures above are the speed record.
+        assert worst < 0.5, f"/metrics took {worst * 1000:.0f} ms while a vendor was slow"
 
 
 def test_health_readiness_and_unknown_paths(simulator: VendorSimulator, tmp_path: Path) -> None:

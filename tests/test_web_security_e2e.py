@@ -195,7 +195,9 @@ def test_stalled_tls_clients_do_not_block_scrapes(secured: ExporterProcess) -> N
             status, _, _ = request(secured, "GET", "/metrics", basic(USER, PASSWORD))
             took = time.perf_counter() - started
             assert status == 200
-            assert took < 1.0, f"a scrape took {took:.2f}s behind stalled TLS clients"
+            # Blocked behind them, a scrape would wait out the 10 s handshake timeout;
+            # the margin below that is for a loaded CI machine, not a speed target.
+            assert took < 5.0, f"a scrape took {took:.2f}s behind stalled TLS clients"
     finally:
         for sock in stalled:
             sock.close()
