@@ -138,7 +138,9 @@ def test_reload_keeps_adds_removes_and_rotates(sim: VendorSimulator, tmp_path: P
 def test_an_inflight_poll_of_a_removed_account_is_cancelled(
     sim: VendorSimulator, tmp_path: Path
 ) -> None:
-    sim.set_fault("piloterr_reload_key_02", Fault(delay=4.0))
+    # Slower than the 10 s poll timeout, so readiness within 5 s below can only come
+    # from the reload dropping the account, not from its poll ending on its own.
+    sim.set_fault("piloterr_reload_key_02", Fault(delay=30.0))
     config = tmp_path / "config.yml"
     head = "global:\n  interval: 60s\n  timeout: 10s\naccounts:\n"
     pictory = account(sim, "pictory", "keep", "api_key: pictai_reload_key_01")
