@@ -12,6 +12,7 @@ Tests take control per API key with `set_fault` (status, body, headers, delay).
 from __future__ import annotations
 
 import json
+import select
 import socket
 import struct
 import sys
@@ -91,9 +92,11 @@ class VendorSimulator:
         self.t0 = clock()
         self._faults: dict[str, Fault] = {}
         self._lock = threading.Lock()
-        self._streams_done = threading.Condition(self._lock)
+        # Notified when a handler thread records how an answer ended (below).
+        self._ended = threading.Condition(self._lock)
         self.requests: list[tuple[str, str | None]] = []  # (path, api key) per request
         self.streamed: list[int] = []  # bytes sent per streamed (stream_bytes) answer
+        self.hung_up: list[str] = []  # keys whose client left while an answer was delayed
         self.server = _QuietServer((host, port), _make_handler(self))
         self.server.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -111,9 +114,15 @@ class VendorSimulator:
         A handler learns that the client hung up only when its next write fails,
         which can be a moment after the client has moved on; tests wait here.
         """
-        with self._streams_done:
-            self._streams_done.wait_for(lambda: len(self.streamed) >= count, timeout)
+        with self._ended:
+            self._ended.wait_for(lambda: len(self.streamed) >= count, timeout)
             return list(self.streamed)
+
+    def wait_for_hang_up(self, api_key: str, timeout: float) -> bool:
+        """Whether the client of a delayed answer for `api_key` closed its connection
+        before the answer was due (within `timeout`): how a cancelled poll looks."""
+        with self._ended:
+            return self._ended.wait_for(lambda: api_key in self.hung_up, timeout)
 
     def start(self) -> VendorSimulator:
         self._thread = threading.Thread(
@@ -145,14 +154,21 @@ class VendorSimulator:
 
     # --- answering ----------------------------------------------------------------
 
+    def api_key(self, path: str, headers: Mapping[str, str]) -> str:
+        """The key a request carries, as its vendor sends it ("" when none)."""
+        adapter = PROVIDERS.get(path.lstrip("/").partition("/")[0])
+        if adapter is None:
+            return ""
+        raw = headers.get(adapter.auth_header.lower(), "")
+        return raw.removeprefix(adapter.auth_prefix)
+
     def answer(self, path: str, headers: Mapping[str, str]) -> tuple[Fault, float]:
         """The response for a request, and how long to wait before sending it."""
         provider, _, rest = path.lstrip("/").partition("/")
         adapter = PROVIDERS.get(provider)
         if adapter is None or "/" + rest != adapter.path:
             return Fault(404, b'{"error": "Not found"}'), 0.0
-        raw = headers.get(adapter.auth_header.lower(), "")
-        key = raw.removeprefix(adapter.auth_prefix)
+        key = self.api_key(path, headers)
         with self._lock:
             self.requests.append((path, key or None))
             fault = self._faults.get(key)
@@ -199,9 +215,14 @@ def _make_handler(sim: VendorSimulator) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:
             headers = {k.lower(): v for k, v in self.headers.items()}
-            answer, delay = sim.answer(self.path.split("?", 1)[0], headers)
-            if delay:
-                time.sleep(delay)
+            path = self.path.split("?", 1)[0]
+            answer, delay = sim.answer(path, headers)
+            if delay and self._client_left_within(delay):
+                with sim._ended:
+                    sim.hung_up.append(sim.api_key(path, headers) or "")
+                    sim._ended.notify_all()
+                self.close_connection = True
+                return
             if answer.reset:
                 # SO_LINGER 0: close sends RST instead of FIN.
                 self.connection.setsockopt(
@@ -227,6 +248,25 @@ def _make_handler(sim: VendorSimulator) -> type[BaseHTTPRequestHandler]:
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the client gave up (a timeout test); nothing to tell
 
+        def _client_left_within(self, delay: float) -> bool:
+            """Wait `delay` seconds, or until the client closes the connection."""
+            deadline = time.monotonic() + delay
+            while (left := deadline - time.monotonic()) > 0:
+                # The request is read and a GET has no body, so the socket turns
+                # readable only at EOF or reset (or a pipelined request, which no
+                # client of ours sends: then just wait out the delay).
+                readable, _, _ = select.select([self.connection], [], [], left)
+                if not readable:
+                    return False
+                try:
+                    if self.connection.recv(1, socket.MSG_PEEK):
+                        time.sleep(max(0.0, deadline - time.monotonic()))
+                        return False
+                except OSError:
+                    pass  # reset by the client: gone all the same
+                return True
+            return False
+
         def _stream(self, answer: Fault) -> None:
             chunk = b" " * 65536
             sent = 0
@@ -241,9 +281,9 @@ def _make_handler(sim: VendorSimulator) -> type[BaseHTTPRequestHandler]:
                     sent += len(piece)
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the client stopped reading at its cap, as it should
-            with sim._streams_done:
+            with sim._ended:
                 sim.streamed.append(sent)
-                sim._streams_done.notify_all()
+                sim._ended.notify_all()
 
     return Handler
 

@@ -155,5 +155,8 @@ def test_an_inflight_poll_of_a_removed_account_is_cancelled(
         wait_until(proc.ready, timeout=5)
         labels = {dict(lbl).get("account") for (_, lbl) in metrics(proc)}
         assert "slow" not in labels
+        # The poll itself was cancelled: the vendor saw its client hang up long
+        # before the 10 s timeout would have ended the request.
+        assert sim.wait_for_hang_up("piloterr_reload_key_02", timeout=5)
     finally:
         assert proc.stop() == 0
