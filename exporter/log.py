@@ -24,9 +24,14 @@ def _scrub(value: Any) -> Any:
     if isinstance(value, str):
         return REDACTOR.scrub(value)
     if isinstance(value, dict):
-        return {k: _scrub(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return type(value)(_scrub(v) for v in value)
+        # Keys too: a vendor body logged as a dict may carry the key as a field name.
+        return {_scrub(k): _scrub(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrub(v) for v in value]
+    if isinstance(value, tuple):
+        scrubbed = (_scrub(v) for v in value)
+        # A namedtuple (urlsplit's result...) takes fields, not one iterable.
+        return type(value)(*scrubbed) if hasattr(value, "_fields") else tuple(scrubbed)
     if isinstance(value, int | float | bool) or value is None:
         return value
     return REDACTOR.scrub(str(value))

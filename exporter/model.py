@@ -89,7 +89,10 @@ class Readings:
             seen.add(reading.meter)
 
 
-@dataclass(frozen=True)
+# Not frozen, unlike the other types here: Python sets attributes on an exception in
+# flight (contextlib sets __traceback__, add_note sets __notes__, copy and pickle set
+# state), and a frozen dataclass refuses them with FrozenInstanceError.
+@dataclass
 class PollError(Exception):
     """A poll that produced no readings, classified for the error counter.
 
@@ -102,6 +105,10 @@ class PollError(Exception):
     status: int | None = None
     retry_after: float | None = None
     body_excerpt: str = field(default="", compare=False)
+
+    def __hash__(self) -> int:
+        # The fields are set once and never changed, so value equality can keep a hash.
+        return hash((self.reason, self.message, self.status, self.retry_after))
 
     def __str__(self) -> str:
         return self.message
