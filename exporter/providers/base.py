@@ -62,7 +62,12 @@ class Provider:
 
 def excerpt(body: bytes) -> str:
     """A short, single-line piece of a body for logs and errors."""
-    text = body[: _EXCERPT_CHARS * 4].decode("utf-8", errors="replace")
+    # lstrip first: a body padded with whitespace still shows what it says.
+    return one_line(body.lstrip()[: _EXCERPT_CHARS * 4].decode("utf-8", errors="replace"))
+
+
+def one_line(text: str) -> str:
+    """Vendor text as one short line: it goes into logs and onto `/`."""
     text = " ".join(text.split())
     return text if len(text) <= _EXCERPT_CHARS else text[:_EXCERPT_CHARS] + "..."
 
@@ -103,7 +108,7 @@ def json_object(status: int, body: bytes) -> dict[str, Any]:
 
 
 def error_message(data: Any) -> str | None:
-    """The human message of the error envelopes our vendors use.
+    """The human message of the error envelopes our vendors use, as one short line.
 
     Covers `{"message"}`, `{"error": "text"}`, `{"error": {"code", "message"}}` and
     the legacy `{"error": {"error_message"}}`; None when there is none.
@@ -112,13 +117,13 @@ def error_message(data: Any) -> str | None:
         return None
     for key in ("message", "error_message", "detail"):
         value = data.get(key)
-        if isinstance(value, str) and value:
-            return value
+        if isinstance(value, str) and value.strip():
+            return one_line(value)
     err = data.get("error")
-    if isinstance(err, str) and err:
-        return err
+    if isinstance(err, str) and err.strip():
+        return one_line(err)
     if isinstance(err, dict):
-        return error_message(err) or (str(err.get("code")) if err.get("code") else None)
+        return error_message(err) or (one_line(str(err.get("code"))) if err.get("code") else None)
     return None
 
 
@@ -201,13 +206,13 @@ def number(value: Any, where: str) -> float | None:
         return None
     if isinstance(value, bool):
         raise FieldError(f"{where}: expected a number, got {value!r}")
-    if isinstance(value, int | float):
-        result = float(value)
-    elif isinstance(value, str):
+    if isinstance(value, int | float | str):
         try:
-            result = float(value.strip())
-        except ValueError:
-            raise FieldError(f"{where}: expected a number, got {value!r}") from None
+            result = float(value.strip() if isinstance(value, str) else value)
+        except (ValueError, OverflowError):
+            # OverflowError: an integer literal too big for a float, which json
+            # parses happily; it must cost only this field, like any bad value.
+            raise FieldError(f"{where}: expected a number, got {_short(value)}") from None
     else:
         raise FieldError(f"{where}: expected a number, got {type(value).__name__}")
     if not math.isfinite(result):
@@ -251,8 +256,17 @@ def timestamp(value: Any, where: str) -> float | None:
     if isinstance(value, bool):
         raise FieldError(f"{where}: not a timestamp: {value!r}")
     if isinstance(value, int | float):
-        return _epoch(float(value), where)
+        try:
+            return _epoch(float(value), where)
+        except OverflowError:
+            raise FieldError(f"{where}: not a timestamp: {_short(value)}") from None
     raise FieldError(f"{where}: not a timestamp: {type(value).__name__}")
+
+
+def _short(value: Any) -> str:
+    """A bad value's repr for an error message, bounded (a 400-digit literal...)."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:40] + "..."
 
 
 def _epoch(value: float, where: str) -> float:
