@@ -506,6 +506,8 @@ def test_classify_long_multiline_json_message_stays_one_short_line() -> None:
         (b"x" * 201, "x" * 200 + "..."),
         # Invalid UTF-8 (a Latin-1 body) is replaced, not an exception.
         (b"caf\xe9", "caf\ufffd"),
+        # Leading padding longer than the bytes read does not hide the text.
+        (b" " * 1000 + b"real text", "real text"),
     ],
 )
 def test_excerpt_is_one_bounded_line(raw: bytes, expected: str) -> None:

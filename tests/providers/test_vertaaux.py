@@ -505,3 +505,24 @@ def test_provider_metadata() -> None:
     assert PROVIDER.default_interval == 300
     # The vendor caches quota answers for 60 s.
     assert PROVIDER.min_interval == 60
+
+
+@pytest.mark.parametrize(
+    ("key", "warns"),
+    [
+        # README 5: vx_test_ keys hit the sandbox, whose quota is not live usage.
+        ("vx_test_Q8pLzK2mN4rT6vW", True),
+        ("vx_live_Q8pLzK2mN4rT6vW", False),
+        # Legacy sk_ keys are production keys.
+        ("sk_Q8pLzK2mN4rT6vW", False),
+        # The prefix counts only at the start.
+        ("vx_live_vx_test_", False),
+    ],
+)
+def test_vertaaux_warns_about_sandbox_keys_only(key: str, warns: bool) -> None:
+    check = PROVIDER.key_warning
+    assert check is not None
+    remark = check(key)
+    assert (remark is not None) is warns
+    if remark is not None:
+        assert "sandbox" in remark
