@@ -35,8 +35,8 @@ DAY: Final = 86400.0
 class SimMeter:
     """A meter whose usage grows linearly and wraps at `period` seconds.
 
-    used(t) = min(start + rate * ((t - t0) mod period), cap), where `cap` is the
-    limit unless `overrun` lets usage pass it (Pictory's overage is undocumented).
+    used(t) = min(start + rate * ((t - t0) mod period), limit); no cap without a
+    limit. Usage never passes the limit: no vendor documents overage.
     """
 
     limit: float | None
@@ -119,14 +119,19 @@ class VendorSimulator:
             return list(self.streamed)
 
     def wait_for_hang_up(self, api_key: str, timeout: float) -> bool:
-        """Whether the client of a delayed answer for `api_key` closed its connection
-        before the answer was due (within `timeout`): how a cancelled poll looks."""
+        """Whether a client of a delayed answer for `api_key` has closed its connection
+        before the answer was due (since the simulator started; waits up to `timeout`
+        for it): how a cancelled or timed-out poll looks from the vendor's side."""
         with self._ended:
             return self._ended.wait_for(lambda: api_key in self.hung_up, timeout)
 
     def start(self) -> VendorSimulator:
+        # A short poll interval: stop() waits for it, and tests start many simulators.
         self._thread = threading.Thread(
-            target=self.server.serve_forever, name="vendor-simulator", daemon=True
+            target=self.server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="vendor-simulator",
+            daemon=True,
         )
         self._thread.start()
         return self
@@ -172,23 +177,26 @@ class VendorSimulator:
         with self._lock:
             self.requests.append((path, key or None))
             fault = self._faults.get(key)
-        account = self.accounts.get(key)
-        if fault is not None:
-            body = fault.body if fault.body is not None else self._body(account, provider)
-            return (
-                Fault(fault.status, body, fault.headers, 0.0, fault.reset, fault.stream_bytes),
-                fault.delay,
-            )
-        if account is None or account.provider != provider:
-            return Fault(401, _unauthorized(provider)), 0.0
-        elapsed = self.clock() - self.t0
-        return Fault(200, self._body(account, provider), _headers(account, elapsed, self)), 0.0
+        normal = self._normal(provider, self.accounts.get(key))
+        if fault is None:
+            return normal, 0.0
+        if fault.body is None:
+            # A fault that sets only a status, headers or timing keeps the normal
+            # answer's body and headers; a delay-only fault (status left at 200)
+            # keeps its status too, so an unknown key still gets its 401.
+            status = normal.status if fault.status == 200 else fault.status
+            headers = {**normal.headers, **fault.headers}
+            body = normal.body
+        else:
+            status, headers, body = fault.status, fault.headers, fault.body
+        return Fault(status, body, headers, 0.0, fault.reset, fault.stream_bytes), fault.delay
 
-    def _body(self, account: SimAccount | None, provider: str) -> bytes:
-        if account is None:
-            return _unauthorized(provider)
+    def _normal(self, provider: str, account: SimAccount | None) -> Fault:
+        if account is None or account.provider != provider:
+            return Fault(401, _unauthorized(provider))
         elapsed = self.clock() - self.t0
-        return json.dumps(_BODIES[provider](account, elapsed, self)).encode()
+        body = json.dumps(_BODIES[provider](account, elapsed, self)).encode()
+        return Fault(200, body, _headers(account, elapsed, self))
 
     def reset_time(self, account: SimAccount) -> datetime:
         return datetime.fromtimestamp(self.t0 + account.reset_in, UTC)
@@ -255,8 +263,10 @@ def _make_handler(sim: VendorSimulator) -> type[BaseHTTPRequestHandler]:
                 # The request is read and a GET has no body, so the socket turns
                 # readable only at EOF or reset (or a pipelined request, which no
                 # client of ours sends: then just wait out the delay).
-                readable, _, _ = select.select([self.connection], [], [], left)
-                if not readable:
+                # poll(), not select(): select() fails on descriptors past 1023.
+                poller = select.poll()
+                poller.register(self.connection, select.POLLIN)
+                if not poller.poll(left * 1000):
                     return False
                 try:
                     if self.connection.recv(1, socket.MSG_PEEK):
