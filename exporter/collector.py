@@ -279,9 +279,31 @@ class MetricsRenderer:
                 self._cache[content_type] = quota
                 self.renders += 1
         body = quota + encoder(self._runtime_registry)
-        if accept_encoding and "gzip" in accept_encoding.lower():
+        if accept_encoding and accepts_gzip(accept_encoding):
             return Rendered(gzip.compress(body, compresslevel=1), content_type, "gzip")
         return Rendered(body, content_type, None)
+
+
+def accepts_gzip(accept_encoding: str) -> bool:
+    """Whether an Accept-Encoding header allows gzip (RFC 9110 12.5.3).
+
+    `gzip;q=0` forbids it; `*` allows it unless gzip is named on its own.
+    """
+    qualities: dict[str, float] = {}
+    for part in accept_encoding.lower().split(","):
+        coding, _, params = part.partition(";")
+        quality = 1.0
+        for param in params.split(";"):
+            name, _, value = param.strip().partition("=")
+            if name == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0  # unreadable weight: do not guess in favour
+        qualities[coding.strip()] = quality
+    if "gzip" in qualities:
+        return qualities["gzip"] > 0
+    return qualities.get("*", 0.0) > 0
 
 
 class _Frozen:

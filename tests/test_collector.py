@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.collector import MetricsRenderer, QuotaCollector
+from exporter.collector import MetricsRenderer, QuotaCollector, accepts_gzip
 from exporter.model import Readings, Reason
 from exporter.providers import PROVIDERS
 from exporter.state import AccountState, ReloadStatus, StateStore
@@ -272,3 +272,29 @@ def test_each_format_stays_cached_for_the_same_snapshot() -> None:
         renderer.render(openmetrics, None)
         renderer.render("text/plain", None)
     assert renderer.renders == 2, "one render per format, not one per alternation"
+
+
+@pytest.mark.parametrize(
+    ("header", "gzip"),
+    [
+        ("gzip", True),
+        ("GZIP", True),
+        ("gzip, deflate, br", True),
+        ("br;q=1.0, gzip;q=0.8, *;q=0.1", True),
+        ("gzip;q=0", False),
+        ("gzip;q=0.000, identity", False),
+        ("identity", False),
+        ("deflate, br", False),
+        ("*", True),
+        ("*;q=0", False),
+        # Named on its own, gzip's own weight wins over the wildcard's.
+        ("gzip;q=0, *", False),
+        ("*;q=0, gzip", True),
+        ("gzip;q=nonsense", False),
+        ("", False),
+        # A coding that merely contains the letters is not gzip.
+        ("x-gzipped", False),
+    ],
+)
+def test_accepts_gzip_follows_the_header_weights(header: str, gzip: bool) -> None:
+    assert accepts_gzip(header) is gzip
