@@ -11,6 +11,7 @@ import contextlib
 import html
 import socket
 import ssl
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -68,6 +69,16 @@ class ExporterHTTPServer(ThreadingHTTPServer):
                 self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
         super().server_bind()
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # socketserver's default prints a traceback to stderr, outside the JSON log.
+        # A client going away mid-request is routine; anything else is logged once.
+        exc = sys.exc_info()[1]
+        if isinstance(exc, ConnectionError | TimeoutError):
+            return
+        get_logger().error(
+            "HTTP handler failed", client=str(client_address[0]), error=repr(exc)[:300]
+        )
+
     def finish_request(self, request: Any, client_address: Any) -> None:
         # The TLS handshake runs here, in the request's own thread, so a client
         # that stalls mid-handshake cannot block accept() for everyone else.
@@ -89,28 +100,37 @@ class _Handler(BaseHTTPRequestHandler):
     server: ExporterHTTPServer
     protocol_version = "HTTP/1.1"
     server_version = f"saas-quota-exporter/{__version__}"
+    # Used by http.server for a request line it cannot parse: answer with an
+    # HTTP/1.x status line, not the bare HTTP/0.9 body no client reads.
+    default_request_version = "HTTP/1.0"
     # A scraper that stops reading must not hold a thread forever.
     timeout = 30
     # Headers and body go out in separate writes; with Nagle's algorithm a kept-alive
     # scraper (Prometheus) waits for the delayed ACK, ~40 ms per small scrape.
     disable_nagle_algorithm = True
 
+    def version_string(self) -> str:
+        # The product and its version, without the "Python/3.x.y" http.server adds.
+        return self.server_version
+
     def log_message(self, format: str, *args: Any) -> None:
         # The access log is noise at info; errors are logged where they happen.
         return
 
     def do_GET(self) -> None:
-        self._dispatch(head=False)
+        if self._take_body():
+            self._dispatch(head=False)
 
     def do_HEAD(self) -> None:
-        self._dispatch(head=True)
+        if self._take_body():
+            self._dispatch(head=True)
 
     def do_POST(self) -> None:
+        if not self._take_body():
+            return
         path = self.path.split("?", 1)[0]
         if not self._authorized(path):
             return
-        if not self._discard_body():
-            self.close_connection = True
         if path == "/-/reload":
             error = self.server.app.reload()
             if error is None:
@@ -120,7 +140,11 @@ class _Handler(BaseHTTPRequestHandler):
                     HTTPStatus.INTERNAL_SERVER_ERROR, f"failed to reload config: {error}\n"
                 )
         elif path in ("/", "/metrics") or path in OPEN_PATHS:
-            self._send_text(HTTPStatus.METHOD_NOT_ALLOWED, "Only GET and HEAD here.\n")
+            self._send_text(
+                HTTPStatus.METHOD_NOT_ALLOWED,
+                "Only GET and HEAD here.\n",
+                extra={"Allow": "GET, HEAD"},
+            )
         else:
             self._send_text(HTTPStatus.NOT_FOUND, "Not found.\n")
 
@@ -133,9 +157,10 @@ class _Handler(BaseHTTPRequestHandler):
             rendered = app.renderer.render(
                 self.headers.get("Accept"), self.headers.get("Accept-Encoding")
             )
-            extra = (
-                {"Content-Encoding": rendered.content_encoding} if rendered.content_encoding else {}
-            )
+            # Caches and proxies must not hand one scraper's format to another.
+            extra = {"Vary": "Accept, Accept-Encoding"}
+            if rendered.content_encoding:
+                extra["Content-Encoding"] = rendered.content_encoding
             self._send(HTTPStatus.OK, rendered.body, rendered.content_type, extra, head=head)
         elif path == "/":
             page = landing_page(app.store, app.clock()).encode()
@@ -152,7 +177,12 @@ class _Handler(BaseHTTPRequestHandler):
                     head=head,
                 )
         elif path == "/-/reload":
-            self._send_text(HTTPStatus.METHOD_NOT_ALLOWED, "Use POST to reload.\n", head=head)
+            self._send_text(
+                HTTPStatus.METHOD_NOT_ALLOWED,
+                "Use POST to reload.\n",
+                head=head,
+                extra={"Allow": "POST"},
+            )
         else:
             self._send_text(HTTPStatus.NOT_FOUND, "Not found.\n", head=head)
 
@@ -163,23 +193,32 @@ class _Handler(BaseHTTPRequestHandler):
         if security.authorized(self.headers.get("Authorization")):
             return True
         extra = {"WWW-Authenticate": 'Basic realm="saas-quota-exporter"'}
-        # Left unread, a refused request's body would be parsed as the next request
-        # on a kept-alive connection; too big to drain, the connection is closed.
-        if not self._discard_body():
-            extra["Connection"] = "close"
         self._send_text(HTTPStatus.UNAUTHORIZED, "Unauthorized.\n", head=head, extra=extra)
         return False
 
-    def _discard_body(self, limit: int = 65536) -> bool:
+    def _take_body(self, limit: int = 65536) -> bool:
+        """Read and drop a request body before answering; False if a 400 went out.
+
+        No route here reads a body, but one left unread would be parsed as the next
+        request on a kept-alive connection. A body too big to drain, or chunked,
+        is not read: the answer closes the connection instead. A Content-Length
+        that is not one non-negative number frames nothing: 400, nothing runs.
+        """
         if "Transfer-Encoding" in self.headers:
+            self.close_connection = True
+            return True
+        lengths = self.headers.get_all("Content-Length") or []
+        if not lengths:
+            return True
+        text = lengths[0].strip()
+        if len(lengths) > 1 or not text.isascii() or not text.isdigit():
+            self.close_connection = True
+            self._send_text(HTTPStatus.BAD_REQUEST, "Invalid Content-Length.\n")
             return False
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            return False
-        if not 0 <= length <= limit:
-            return False
-        if length:
+        length = int(text)
+        if length > limit:
+            self.close_connection = True
+        elif length:
             self.rfile.read(length)
         return True
 
