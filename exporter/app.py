@@ -71,6 +71,7 @@ class Exporter:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._poller: Poller | None = None
         self._reload_lock: asyncio.Lock | None = None
+        self._signal_reloads: set[asyncio.Future[str | None]] = set()
         self.started = asyncio.Event()
 
     @property
@@ -165,7 +166,12 @@ class Exporter:
         try:
             return future.result(RELOAD_WAIT_SECONDS)
         except TimeoutError:
-            return "reload did not finish in time"
+            # It goes on and applies when done; its outcome is logged and shown by
+            # saas_quota_config_last_reload_successful.
+            return (
+                f"reload still running after {RELOAD_WAIT_SECONDS:g}s; it applies when done"
+                " (see the log and saas_quota_config_last_reload_successful)"
+            )
 
     # --- signals ------------------------------------------------------------------
 
@@ -174,9 +180,13 @@ class Exporter:
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             self._loop.add_signal_handler(signal.SIGTERM, stop.set)
             self._loop.add_signal_handler(signal.SIGINT, stop.set)
-            self._loop.add_signal_handler(
-                signal.SIGHUP, lambda: asyncio.ensure_future(self.reload())
-            )
+            self._loop.add_signal_handler(signal.SIGHUP, self._reload_on_signal)
+
+    def _reload_on_signal(self) -> None:
+        # The loop keeps only a weak reference to a task: hold it until it is done.
+        task = asyncio.ensure_future(self.reload())
+        self._signal_reloads.add(task)
+        task.add_done_callback(self._signal_reloads.discard)
 
     def _remove_signals(self) -> None:
         assert self._loop is not None
