@@ -1,4 +1,5 @@
-"""Test doubles for the narrow unit tests: a settable clock and a scripted vendor.
+"""Test doubles for the narrow unit tests: a settable clock, a scripted vendor and
+ready-made account states.
 
 The behaviour tests talk to real sockets (tests/e2e.py, exporter.simulator); these
 are for driving the poller's scheduling deterministically.
@@ -7,9 +8,13 @@ are for driving the poller's scheduling deterministically.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import httpx
+
+from exporter.model import Readings
+from exporter.state import AccountState
 
 
 @dataclass
@@ -64,3 +69,21 @@ def ok_json(body: object, headers: dict[str, str] | None = None) -> Responder:
 
 def status(code: int, body: bytes = b"", headers: dict[str, str] | None = None) -> Responder:
     return lambda _request: httpx.Response(code, content=body, headers=headers)
+
+
+def up_state(
+    provider: str, account: str, readings: Readings, now: float, **fields: Any
+) -> AccountState:
+    """An account polled every 5 min whose last poll succeeded 30 s before `now`;
+    `fields` override any other AccountState field."""
+    state = AccountState(
+        provider=provider,
+        account=account,
+        interval=300.0,
+        max_staleness=900.0,
+        up=True,
+        polled=True,
+        readings=readings,
+        last_success=now - 30,
+    )
+    return replace(state, **fields)

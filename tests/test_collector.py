@@ -20,6 +20,7 @@ from exporter.model import Readings, Reason
 from exporter.providers import PROVIDERS
 from exporter.state import AccountState, ReloadStatus, StateStore
 from tests.e2e import require_binary
+from tests.fakes import up_state
 from tests.providers.fixtures import body, headers
 
 GOLDEN = Path(__file__).parent / "golden" / "metrics.prom"
@@ -33,18 +34,7 @@ def parsed(provider: str, fixture: str, header_file: str | None = None) -> Readi
 
 def good(provider: str, account: str, readings: Readings) -> AccountState:
     """An account whose last poll succeeded 30 s ago."""
-    return AccountState(
-        provider=provider,
-        account=account,
-        interval=300.0,
-        max_staleness=900.0,
-        up=True,
-        polled=True,
-        readings=readings,
-        last_success=NOW - 30,
-        last_poll_duration=0.25,
-        polls_total=12,
-    )
+    return up_state(provider, account, readings, NOW, last_poll_duration=0.25, polls_total=12)
 
 
 def golden_store() -> StateStore:

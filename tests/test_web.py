@@ -36,6 +36,7 @@ from exporter.state import AccountState, ReloadStatus, StateStore
 from exporter.web import ExporterHTTPServer, WebApp, WebSecurity, serve
 from exporter.webconfig import TLSSettings, WebConfig
 from tests.certs import make_pki
+from tests.fakes import up_state
 
 NOW = 1_800_000_000.0
 TEXT = "text/plain; charset=utf-8"
@@ -231,18 +232,7 @@ def up_account(provider: str = "tornado", account: str = "pipeline") -> AccountS
             MeterReading("jobs", "jobs", used=3.0, unlimited=True),
         )
     )
-    return AccountState(
-        provider=provider,
-        account=account,
-        interval=300.0,
-        max_staleness=900.0,
-        up=True,
-        polled=True,
-        readings=readings,
-        last_success=NOW - 30,
-        polls_total=4,
-        next_poll=NOW + 270,
-    )
+    return up_state(provider, account, readings, NOW, polls_total=4, next_poll=NOW + 270)
 
 
 # --- routes -------------------------------------------------------------------------
