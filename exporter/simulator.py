@@ -259,23 +259,21 @@ def _make_handler(sim: VendorSimulator) -> type[BaseHTTPRequestHandler]:
         def _client_left_within(self, delay: float) -> bool:
             """Wait `delay` seconds, or until the client closes the connection."""
             deadline = time.monotonic() + delay
-            while (left := deadline - time.monotonic()) > 0:
-                # The request is read and a GET has no body, so the socket turns
-                # readable only at EOF or reset (or a pipelined request, which no
-                # client of ours sends: then just wait out the delay).
-                # poll(), not select(): select() fails on descriptors past 1023.
-                poller = select.poll()
-                poller.register(self.connection, select.POLLIN)
-                if not poller.poll(left * 1000):
+            # The request is read and a GET has no body, so the socket turns readable
+            # only at EOF or reset (or a pipelined request, which no client of ours
+            # sends: then just wait out the delay). poll(), not select(): select()
+            # fails on descriptors past 1023.
+            poller = select.poll()
+            poller.register(self.connection, select.POLLIN)
+            if not poller.poll(delay * 1000):
+                return False
+            try:
+                if self.connection.recv(1, socket.MSG_PEEK):
+                    time.sleep(max(0.0, deadline - time.monotonic()))
                     return False
-                try:
-                    if self.connection.recv(1, socket.MSG_PEEK):
-                        time.sleep(max(0.0, deadline - time.monotonic()))
-                        return False
-                except OSError:
-                    pass  # reset by the client: gone all the same
-                return True
-            return False
+            except OSError:
+                pass  # reset by the client: gone all the same
+            return True
 
         def _stream(self, answer: Fault) -> None:
             chunk = b" " * 65536

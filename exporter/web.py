@@ -71,13 +71,11 @@ class ExporterHTTPServer(ThreadingHTTPServer):
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # socketserver's default prints a traceback to stderr, outside the JSON log.
-        # A client going away mid-request is routine; anything else is logged once.
+        # Socket errors (a client resetting, timing out, breaking TLS mid-request)
+        # are routine: debug. Anything else is a bug of ours: error, once.
         exc = sys.exc_info()[1]
-        if isinstance(exc, ConnectionError | TimeoutError):
-            return
-        get_logger().error(
-            "HTTP handler failed", client=str(client_address[0]), error=repr(exc)[:300]
-        )
+        log = get_logger().debug if isinstance(exc, OSError) else get_logger().error
+        log("HTTP handler failed", client=str(client_address[0]), error=repr(exc)[:300])
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         # The TLS handshake runs here, in the request's own thread, so a client
