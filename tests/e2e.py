@@ -7,6 +7,7 @@ REQUIRE_E2E=1 (set by .ci/run), where a missing binary fails the test instead.
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 import signal
@@ -54,6 +55,12 @@ def http_get(
             return int(response.status), response.read().decode()
     except urllib.error.HTTPError as exc:
         return int(exc.code), exc.read().decode()
+
+
+def basic(user: str, password: str) -> dict[str, str]:
+    """An Authorization header for HTTP basic auth."""
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
 
 
 def wait_until(condition: object, timeout: float = 15.0, interval: float = 0.05) -> None:

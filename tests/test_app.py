@@ -9,7 +9,6 @@ in a worker thread, because POST /-/reload needs the loop free to do the reload.
 from __future__ import annotations
 
 import asyncio
-import base64
 import errno
 import json
 import os
@@ -25,7 +24,6 @@ from typing import Any
 import bcrypt
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from exporter import app as app_module
 from exporter.app import Exporter, ListenAddress
@@ -33,7 +31,8 @@ from exporter.config import Config, load_config
 from exporter.simulator import Fault, SimAccount, SimMeter, VendorSimulator
 from exporter.web import WebSecurity
 from exporter.webconfig import WebConfig, load_web_config
-from tests.e2e import http_get, wait_until
+from tests.e2e import basic, http_get, wait_until
+from tests.exposition import Samples, samples
 from tests.fakes import FakeClock
 
 pytestmark = pytest.mark.anyio
@@ -45,8 +44,6 @@ USER = "prometheus"
 PASSWORD = "app-Scrape-Passw0rd"
 HASH = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
 KEEP = {"provider": "pictory", "account": "keep"}
-
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
 # --- vendors --------------------------------------------------------------------------
@@ -189,11 +186,7 @@ async def running(exporter: Exporter, config: Config) -> AsyncIterator[str]:
 def scrape(url: str, headers: dict[str, str] | None = None) -> Samples:
     status, text = http_get(url + "/metrics", headers=headers)
     assert status == 200, text
-    return {
-        (s.name, frozenset(s.labels.items())): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
+    return samples(text)
 
 
 def sample(url: str, name: str, **labels: str) -> float | None:
@@ -206,8 +199,7 @@ async def eventually(condition: Callable[[], object], within: float = 10.0) -> N
 
 
 def auth() -> dict[str, str]:
-    token = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
-    return {"Authorization": f"Basic {token}"}
+    return basic(USER, PASSWORD)
 
 
 # --- ListenAddress ------------------------------------------------------------------

@@ -20,6 +20,7 @@ from exporter.model import Readings, Reason
 from exporter.providers import PROVIDERS
 from exporter.state import AccountState, ReloadStatus, StateStore
 from tests.e2e import require_binary
+from tests.exposition import samples
 from tests.fakes import up_state
 from tests.providers.fixtures import body, headers
 
@@ -92,14 +93,6 @@ def test_promtool_check_metrics_passes_on_the_exposition() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr.decode() + result.stdout.decode()
-
-
-def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    return {
-        (s.name, frozenset(s.labels.items())): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
 
 
 def value(text: str, name: str, **labels: str) -> float | None:

@@ -13,10 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.simulator import Fault, SimAccount, SimMeter, VendorSimulator
 from tests.e2e import ExporterProcess, wait_until
+from tests.exposition import samples
 
 OLD_KEY = "sk_rotated_out_key_000"
 NEW_KEY = "sk_rotated_in_key_1111"
@@ -25,11 +25,7 @@ NEW_KEY = "sk_rotated_in_key_1111"
 def metrics(proc: ExporterProcess) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     status, text = proc.get("/metrics")
     assert status == 200
-    return {
-        (s.name, frozenset(s.labels.items())): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
+    return samples(text)
 
 
 def sample(proc: ExporterProcess, name: str, **labels: str) -> float | None:

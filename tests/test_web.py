@@ -9,7 +9,6 @@ requests, and security swapped while the server runs.
 
 from __future__ import annotations
 
-import base64
 import gzip
 import http.client
 import re
@@ -26,7 +25,6 @@ import pytest
 from prometheus_client.openmetrics.parser import (
     text_string_to_metric_families as openmetrics_families,
 )
-from prometheus_client.parser import text_string_to_metric_families
 
 from exporter import __version__
 from exporter.collector import MetricsRenderer, QuotaCollector
@@ -36,6 +34,8 @@ from exporter.state import AccountState, ReloadStatus, StateStore
 from exporter.web import ExporterHTTPServer, WebApp, WebSecurity, serve
 from exporter.webconfig import TLSSettings, WebConfig
 from tests.certs import make_pki
+from tests.e2e import basic
+from tests.exposition import samples
 from tests.fakes import up_state
 
 NOW = 1_800_000_000.0
@@ -53,11 +53,6 @@ PROMETHEUS_ACCEPT = (
     "text/plain;version=1.0.0;escaping=allow-utf-8;q=0.3,"
     "text/plain;version=0.0.4;q=0.2,*/*;q=0.1"
 )
-
-
-def basic(user: str, password: str) -> dict[str, str]:
-    token = base64.b64encode(f"{user}:{password}".encode()).decode()
-    return {"Authorization": f"Basic {token}"}
 
 
 # --- the server under test ----------------------------------------------------------
@@ -215,14 +210,6 @@ def exchange(port: int, data: bytes) -> bytes:
 
 def statuses(raw: bytes) -> list[int]:
     return [int(code) for code in re.findall(rb"^HTTP/1\.1 (\d{3}) ", raw, re.MULTILINE)]
-
-
-def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    return {
-        (s.name, frozenset(s.labels.items())): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
 
 
 def up_account(provider: str = "tornado", account: str = "pipeline") -> AccountState:

@@ -7,7 +7,6 @@ sockets with the standard library's ssl and http.client, as Prometheus would.
 
 from __future__ import annotations
 
-import base64
 import http.client
 import socket
 import ssl
@@ -21,7 +20,7 @@ import pytest
 
 from exporter.simulator import SimAccount, SimMeter, VendorSimulator
 from tests.certs import PKI, make_pki
-from tests.e2e import ExporterProcess, exporter_command, http_get
+from tests.e2e import ExporterProcess, basic, exporter_command, http_get
 
 pytestmark = pytest.mark.e2e
 
@@ -35,11 +34,6 @@ TLS = "tls_server_config:\n  cert_file: pki/server.crt\n  key_file: pki/server.k
 AUTH = f"basic_auth_users:\n  {USER}: '{HASH}'\n"
 
 Response = tuple[int, dict[str, str], str]
-
-
-def basic(user: str, password: str) -> dict[str, str]:
-    token = base64.b64encode(f"{user}:{password}".encode()).decode()
-    return {"Authorization": f"Basic {token}"}
 
 
 @pytest.fixture(scope="module")
