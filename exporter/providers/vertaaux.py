@@ -44,6 +44,7 @@ from exporter.providers.base import (
     json_object,
     label_value,
     number,
+    one_line,
     retry_after_seconds,
     timestamp,
     unrecognised,
@@ -64,8 +65,8 @@ _AUTH_CODES = frozenset({"unauthorized", "api_key_invalid", "api_key_revoked"})
 # Error codes that mean "too much, come back later".
 _RATE_CODES = frozenset({"rate_limit_exceeded", "quota_exceeded"})
 
-# Vendor free text (messages, codes, ids) is cut to this before it goes into a
-# PollError message, which is logged and shown on `/`.
+# Longer than this, a `plan` value is not a plan name (one_line cuts vendor free
+# text for messages to the same length).
 _TEXT_CHARS = 200
 
 
@@ -232,10 +233,7 @@ def _reason(status: int, code: str) -> Reason:
 
 def _clip(value: Any) -> str | None:
     text = label_value(value)
-    if text is None:
-        return None
-    text = " ".join(text.split())
-    return text if len(text) <= _TEXT_CHARS else text[:_TEXT_CHARS] + "..."
+    return None if text is None else one_line(text)
 
 
 def _sandbox_key_warning(api_key: str) -> str | None:

@@ -55,6 +55,7 @@ from exporter.providers.base import (
     label_value,
     number,
     obj,
+    one_line,
     retry_after_seconds,
     timestamp,
     unrecognised,
@@ -438,7 +439,7 @@ def _error_text(data: Any) -> str | None:
     else:
         text = message_text or code_text or ""
     # Vendor text goes into logs and `/`: keep it one short line.
-    return excerpt(text.encode()) or None
+    return one_line(text) or None
 
 
 def _body_retry_after(data: Any) -> float | None:
