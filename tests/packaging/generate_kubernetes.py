@@ -163,6 +163,10 @@ def outputs() -> dict[Path, str]:
     }
 
 
+def _shown(path: Path) -> str:
+    return str(path.relative_to(REPO) if path.is_relative_to(REPO) else path)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tests.packaging.generate_kubernetes",
@@ -182,13 +186,13 @@ def main(argv: list[str] | None = None) -> int:
             path.write_text(text)
     for path in stale:
         verb = "stale" if args.check else "wrote"
-        print(f"{verb}: {path.relative_to(REPO)}", file=sys.stderr)
+        print(f"{verb}: {_shown(path)}", file=sys.stderr)
     orphans = stale_helm_copies()
     for path in orphans:
         if not args.check:
             path.unlink()
         verb = "stale (no source)" if args.check else "removed"
-        print(f"{verb}: {path.relative_to(REPO)}", file=sys.stderr)
+        print(f"{verb}: {_shown(path)}", file=sys.stderr)
     return 1 if args.check and (stale or orphans) else 0
 
 
