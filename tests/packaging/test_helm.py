@@ -21,6 +21,7 @@ import json
 import os
 import re
 import subprocess
+import textwrap
 from functools import cache
 from pathlib import Path
 from typing import Any, Final
@@ -230,6 +231,17 @@ def test_default_values_render_the_exporter_only() -> None:
     """Off by default: objects that need the Prometheus Operator's CRDs, and any Secret."""
     kinds = sorted(doc["kind"] for doc in rendered())
     assert kinds == ["ConfigMap", "Deployment", "Service", "ServiceAccount"]
+
+
+def test_packaged_chart_renders_the_same(tmp_path: Path) -> None:
+    """`helm package` keeps files/ (.helmignore drops nothing the templates read)."""
+    sdk = helm()
+    archive = sdk.package(str(CHART), destination=str(tmp_path))
+    version = yaml.safe_load((CHART / "Chart.yaml").read_text())["version"]
+    assert Path(archive).name == f"saas-quota-exporter-{version}.tgz"
+    with sdk.Chart.load(archive) as chart:
+        packaged = chart.render(ALL_ON, name=RELEASE, namespace=NAMESPACE, is_install=True)
+    assert packaged == template(ALL_ON)
 
 
 def test_every_toggle_renders_its_objects() -> None:
@@ -610,3 +622,17 @@ def test_notes_say_how_to_reach_metrics_and_the_status_page() -> None:
     assert f"kubectl -n {NAMESPACE} create secret generic {RELEASE}-keys" in text
     assert "serviceMonitor.enabled=true" in text
     assert "serviceMonitor.enabled=true" not in notes(ALL_ON)
+
+
+def test_chart_readme_example_values_install() -> None:
+    """The values file the chart's README shows renders and fits the schemas."""
+    readme = (CHART / "README.md").read_text()
+    [example] = re.findall(r"```yaml\n(.*?)```", readme, re.S)
+    values = yaml.safe_load(textwrap.dedent(example))
+    docs = rendered(values)
+    assert {d["kind"] for d in docs} >= OPERATOR_KINDS
+    for doc in docs:
+        if doc["kind"] in OPERATOR_KINDS:
+            validate_operator(doc)
+        else:
+            assert validate_core(doc) == []
