@@ -365,34 +365,49 @@ def chaos(
 OPENMETRICS_ACCEPT: Final = "application/openmetrics-text; version=1.0.0"
 
 
-def scraper_setup(index: int) -> tuple[bool, bool, Callable[[int], str | None]]:
-    """(keep-alive, OpenMetrics with gzip, Accept for the n-th scrape) of a scraper."""
-    keepalive = index % 2 == 0
-    openmetrics = index % 4 in (0, 1)
-    accepts: list[Callable[[int], str | None]] = [
-        lambda _n: OPENMETRICS_ACCEPT,  # Prometheus 2
+@dataclass(frozen=True)
+class ScraperKind:
+    keepalive: bool  # one HTTP/1.1 connection (Prometheus) or one per scrape (curl)
+    openmetrics: bool  # the format the Accept header negotiates
+    gzip: bool
+    accept: Callable[[int], str | None]  # the header for the n-th scrape (None: none)
+
+
+SCRAPER_KINDS: Final = (
+    ScraperKind(True, True, True, lambda _n: OPENMETRICS_ACCEPT),  # Prometheus 2
+    ScraperKind(
+        False,
+        True,
+        True,
         lambda _n: (
             "application/openmetrics-text;version=1.0.0;q=0.9,"
             "text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
         ),
-        lambda _n: "text/plain; version=0.0.4",
-        lambda _n: "*/*",  # curl
-        # A version per scrape: a render cache keyed by the raw header grows by one
-        # entry each time (issue 8).
-        lambda n: f"application/openmetrics-text; version=1.0.{n}",
-        lambda n: f"application/openmetrics-text; version=1.{n}.0",
-        lambda _n: "text/plain;version=0.0.4;charset=utf-8",
-        lambda _n: None,  # no Accept at all
+    ),
+    ScraperKind(True, False, False, lambda _n: "text/plain; version=0.0.4"),
+    ScraperKind(False, False, False, lambda _n: "*/*"),  # curl
+    # A version per scrape: a render cache keyed by the negotiated content type
+    # (which carries the version) grows by one entry each time (issue 8).
+    ScraperKind(True, True, True, lambda n: f"application/openmetrics-text; version=1.0.{n}"),
+    ScraperKind(False, True, True, lambda n: f"application/openmetrics-text; version=1.{n}.0"),
+    ScraperKind(True, False, False, lambda _n: "text/plain;version=0.0.4;charset=utf-8"),
+    ScraperKind(False, False, False, lambda _n: None),
+    ScraperKind(
+        True,
+        True,
+        True,
         lambda _n: "application/openmetrics-text; version=1.0.0; escaping=allow-utf-8",
-        lambda n: f"text/plain; version=0.0.4; n={n}",
-    ]
-    return keepalive, openmetrics, accepts[index % len(accepts)]
+    ),
+    # Text with gzip, and a parameter per scrape that negotiation drops.
+    ScraperKind(False, False, True, lambda n: f"text/plain; version=0.0.4; n={n}"),
+)
 
 
 def scraper_name(index: int) -> str:
-    keepalive, openmetrics, accept = scraper_setup(index)
-    connection = "keep-alive" if keepalive else "fresh"
-    return f"{index}: {connection}, {'OM+gzip' if openmetrics else 'text'}, Accept {accept(7)!r}"
+    kind = SCRAPER_KINDS[index % len(SCRAPER_KINDS)]
+    connection = "keep-alive" if kind.keepalive else "fresh"
+    body = ("OM" if kind.openmetrics else "text") + ("+gzip" if kind.gzip else "")
+    return f"{index}: {connection}, {body}, Accept {kind.accept(7)!r}"
 
 
 _QUOTA_VALUE: Final = re.compile(
@@ -419,13 +434,14 @@ def scraper(
     log: ScrapeLog,
     leaked: Counter[tuple[str, str]],
 ) -> None:
-    keepalive, openmetrics, accept = scraper_setup(index)
+    kind = SCRAPER_KINDS[index % len(SCRAPER_KINDS)]
+    keepalive, openmetrics = kind.keepalive, kind.openmetrics
     conn: http.client.HTTPConnection | None = None
     n = 0
     while time.monotonic() < deadline and not stop.is_set():
         n += 1
-        headers = {"Accept-Encoding": "gzip" if openmetrics else "identity"}
-        if (value := accept(n)) is not None:
+        headers = {"Accept-Encoding": "gzip" if kind.gzip else "identity"}
+        if (value := kind.accept(n)) is not None:
             headers["Accept"] = value
         if conn is None:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=SCRAPE_TIMEOUT_SECONDS)
@@ -457,6 +473,9 @@ def scraper(
             continue
         if response.headers.get("Content-Encoding") == "gzip":
             body = gzip.decompress(body)
+        elif kind.gzip:
+            log.fail("exposition", "asked for gzip, got no Content-Encoding")
+            continue
         if bad := bad_values(body):
             log.fail("value", f"{len(bad)} bad quota values, e.g. {bad[0]}")
             continue
@@ -901,7 +920,12 @@ def _measure(
             baseline.threads + THREADS_AFTER_SLACK,
             f"baseline + {THREADS_AFTER_SLACK}",
         ),
-        Check("last reload successful", 0 if reload_ok else 1, 0, "gauge is 1 at the end"),
+        Check(
+            "last reload successful",
+            0 if reload_ok else 1,
+            0,
+            "gauge is 1 at the end" if reload_ok is not None else "unknown: /metrics failed",
+        ),
         Check("exporter exit code", 0 if alive and exit_code == 0 else 1, 0, "alive, exits 0"),
     ]
     return {
@@ -969,12 +993,15 @@ def _measure(
     }
 
 
-def _reload_successful(port: int) -> bool:
+def _reload_successful(port: int) -> bool | None:
+    """The reload gauge at the end; None when /metrics does not answer."""
     try:
         status, body = get(port, "/metrics", timeout=SCRAPE_TIMEOUT_SECONDS)
     except (OSError, http.client.HTTPException):
-        return False
-    return status == 200 and b"\nsaas_quota_config_last_reload_successful 1.0\n" in body
+        return None
+    if status != 200:
+        return None
+    return b"\nsaas_quota_config_last_reload_successful 1.0\n" in body
 
 
 def _lines(items: Iterable[str], indent: str = "    ") -> list[str]:

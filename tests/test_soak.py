@@ -13,6 +13,7 @@ it fails by design (its checks are the issue's acceptance figures).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -21,6 +22,8 @@ import sys
 import pytest
 
 from benchmarks import chaos, soak
+from exporter.model import PollError
+from exporter.providers import PROVIDERS
 from tests.e2e import REPO
 
 DURATION_SECONDS = 60
@@ -84,3 +87,39 @@ def test_chaos_soak_every_vendor_fault_held_connections_and_sighups() -> None:
     assert set(result["faults_applied"]) >= set(chaos.FAULTS), result["faults_applied"]
     assert result["sighups"].get("unchanged", 0) > 0
     assert result["sighups"].get("changed", 0) > 0
+
+
+# --- the chaos soak's own instruments (fast, always run) ------------------------------
+
+
+def test_the_chaos_leak_finder_sees_every_encoding_and_not_the_account_names() -> None:
+    accounts, names = chaos.chaos_accounts()
+    finder = chaos.LeakFinder(names)
+    key = accounts[7].api_key
+    for form, text in chaos.key_forms(key).items():
+        # As a JSON log line renders it: quotes, newlines and backslashes escaped.
+        line = json.dumps({"event": "poll failed", "error": f"HTTP 401: bad key {text}"})
+        assert finder.find(line), f"{form} not found in {line}"
+    log = json.dumps({"account": names[key], "provider": accounts[7].provider, "event": "x"})
+    assert finder.find(log) == []
+
+
+@pytest.mark.parametrize("provider", sorted(chaos._HUGE_BODIES))
+def test_the_chaos_number_bodies_reach_the_exporter_as_readings(provider: str) -> None:
+    # A body the adapter rejected as a whole would never put 1e308 or -5 on /metrics.
+    for bodies in (chaos._HUGE_BODIES, chaos._NEGATIVE_BODIES):
+        body = json.dumps(bodies[provider]).encode()
+        with contextlib.suppress(PollError):  # a rejection is the exporter's own verdict
+            readings = PROVIDERS[provider].parse(200, {}, body)
+            assert readings.meters or readings.problems
+
+
+def test_bad_values_flags_infinite_nan_and_negative_quota_gauges() -> None:
+    body = (
+        b'saas_quota_used{account="a",meter="m",provider="p"} +Inf\n'
+        b'saas_quota_limit{account="a",meter="m",provider="p"} NaN\n'
+        b'saas_quota_remaining{account="a",meter="m",provider="p"} -1.0\n'
+        b'saas_quota_used{account="b",meter="m",provider="p"} 5.0\n'
+        b"saas_quota_poll_duration_seconds -1.0\n"
+    )
+    assert len(chaos.bad_values(body)) == 3
