@@ -337,6 +337,8 @@ class Poller:
             raise PollError(Reason.NETWORK, _transport_message(exc)) from None
         try:
             readings = adapter.parse(status, headers, body)
+            if not isinstance(readings, Readings):
+                raise TypeError(f"parse returned {type(readings).__name__}, not Readings")
         except PollError:
             raise
         except Exception as exc:
