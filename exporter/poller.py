@@ -205,7 +205,8 @@ class Poller:
         for key in self.unscheduled():
             self._inflight.pop(key, None)  # a finished task nobody cleared
             account = self._accounts[key]
-            delay = self._delay(account, Reason.INTERNAL, 1, None)
+            # The `internal` backoff without its jitter: nothing here may fail.
+            delay = account.interval
             self._due[key] = now + delay
             # Neither the count nor the report may undo the repair above.
             with contextlib.suppress(Exception):

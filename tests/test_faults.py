@@ -425,22 +425,25 @@ async def test_an_equal_reload_during_a_poll_keeps_its_outcome_and_polling_goes_
 def unsendable(sim: VendorSimulator) -> dict[str, AccountConfig]:
     """Accounts the config loader should refuse but that reach the poller anyway."""
     url = sim.base_url("pictory")
-    common = {"interval": 60.0, "timeout": 1.0, "max_staleness": 300.0}
+
+    def account(name: str, key: str, base_url: str = url) -> AccountConfig:
+        return AccountConfig(
+            "pictory",
+            name,
+            Secret(key),
+            interval=60.0,
+            timeout=1.0,
+            max_staleness=300.0,
+            base_url=base_url,
+        )
+
     return {
         # U+200B survives strip(); httpx cannot encode it into a header.
-        "zero_width": AccountConfig(
-            "pictory", "zw", Secret("pictai_zero\u200bwidth_key"), base_url=url, **common
-        ),
+        "zero_width": account("zw", "pictai_zero\u200bwidth_key"),
         # h11 refuses the header and quotes it back as bytes, newline escaped.
-        "newline": AccountConfig(
-            "pictory", "nl", Secret("pictai_new\nline_key_0001"), base_url=url, **common
-        ),
-        "tab_in_url": AccountConfig(
-            "pictory",
-            "tab",
-            Secret("pictai_tab_in_url_key_01"),
-            base_url=url.replace("127.0.0.1", "127.0.\t0.1"),
-            **common,
+        "newline": account("nl", "pictai_new\nline_key_0001"),
+        "tab_in_url": account(
+            "tab", "pictai_tab_in_url_key_01", url.replace("127.0.0.1", "127.0.\t0.1")
         ),
     }
 
