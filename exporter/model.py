@@ -24,6 +24,10 @@ class Reason(StrEnum):
     TIMEOUT = "timeout"
     NETWORK = "network"
     PARSE = "parse"
+    # The exporter's own fault: an exception no adapter or transport rule classifies
+    # (a bug, or a config value only the HTTP library rejects). Counted, logged with
+    # its traceback, and the account rescheduled, so polling never stops.
+    INTERNAL = "internal"
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ def test_reasons_are_exactly_the_reason_labels_of_the_metric_contract() -> None:
         "timeout",
         "network",
         "parse",
+        "internal",
     ]
 
 

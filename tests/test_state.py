@@ -58,6 +58,7 @@ def test_a_new_account_is_down_unpolled_with_every_reason_at_zero() -> None:
         (Reason.TIMEOUT, 0),
         (Reason.NETWORK, 0),
         (Reason.PARSE, 0),
+        (Reason.INTERNAL, 0),
     )
 
 
@@ -128,6 +129,7 @@ def test_error_counters_accumulate_per_reason_in_a_fixed_order() -> None:
         Reason.TIMEOUT: 1,
         Reason.NETWORK: 0,
         Reason.PARSE: 1,
+        Reason.INTERNAL: 0,
     }
     # The order stays the contract's, so the rendered series order never shifts.
     assert [r for r, _ in state.errors_total] == list(Reason)
