@@ -18,7 +18,6 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import bcrypt
 import pytest
@@ -34,7 +33,7 @@ from exporter.state import AccountState, ReloadStatus, StateStore
 from exporter.web import ExporterHTTPServer, WebApp, WebSecurity, serve
 from exporter.webconfig import TLSSettings, WebConfig
 from tests.certs import make_pki
-from tests.e2e import basic
+from tests.e2e import basic, wait_until
 from tests.exposition import samples
 from tests.fakes import up_state
 
@@ -123,12 +122,7 @@ class Servers:
             clock=lambda: NOW,
         )
         server = ExporterHTTPServer((host, 0), app)
-        # serve() polls for shutdown every 0.5 s; a short poll keeps the many
-        # teardowns of this file quick. serve() itself has its own test below.
-        thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-        )
-        thread.start()
+        thread = serve(server)
         harness = Harness(server, thread, store, renderer, ready, reload)
         self.started.append(harness)
         return harness
@@ -308,7 +302,7 @@ def test_405_names_the_allowed_methods(web: Harness, method: str, path: str, all
 
 @pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH", "OPTIONS"])
 def test_other_methods_are_refused_and_the_connection_closed(web: Harness, method: str) -> None:
-    # The standard library answers methods without a do_* handler itself (501).
+    # No route takes them: 501, and the body they may carry is not read.
     answer = request(web.port, method, "/metrics")
     assert answer.status == 501
     assert answer.headers["Connection"] == "close"
@@ -404,7 +398,7 @@ def test_a_slow_reload_does_not_hold_up_scrapes(web: Harness) -> None:
     poster.start()
     try:
         assert web.reload.entered.wait(5), "the reload never started"
-        # Every handler has its own thread: the stalled reload holds only its own.
+        # Reloads run on threads of their own: a stalled one never holds a scrape.
         assert request(web.port, "GET", "/metrics").status == 200
         assert request(web.port, "GET", "/-/healthy").status == 200
         assert request(web.port, "GET", "/").status == 200
@@ -635,8 +629,8 @@ def test_a_malformed_request_line_gets_an_http_status_line(web: Harness, data: b
 
 
 def test_idle_and_half_sent_connections_do_not_block_a_scrape(web: Harness) -> None:
-    # Each connection waits in its own thread: clients that connect and send
-    # nothing, or stop mid-request, hold only their own thread.
+    # Clients that connect and send nothing, or stop mid-request, hold only their
+    # own connection.
     idle = [socket.create_connection(("127.0.0.1", web.port), timeout=5) for _ in range(5)]
     idle[0].sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nAccept-Enc")
     idle[1].sendall(b"GE")
@@ -651,18 +645,6 @@ def test_idle_and_half_sent_connections_do_not_block_a_scrape(web: Harness) -> N
 def test_a_client_that_resets_is_not_a_traceback_on_stderr(
     web: Harness, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    # Know when the server is done with each connection, so the check below is
-    # not a race: wrap the per-connection thread body (observation only).
-    finished = threading.Semaphore(0)
-    original = web.server.process_request_thread
-
-    def observed(request: Any, client_address: Any) -> None:
-        try:
-            original(request, client_address)
-        finally:
-            finished.release()
-
-    web.server.process_request_thread = observed  # type: ignore[method-assign]
     for payload in (b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", b""):
         sock = socket.create_connection(("127.0.0.1", web.port), timeout=5)
         if payload:
@@ -670,8 +652,8 @@ def test_a_client_that_resets_is_not_a_traceback_on_stderr(
         # SO_LINGER 0: close() sends RST, as a scraper that gives up mid-scrape can.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         sock.close()
-    for _ in range(2):
-        assert finished.acquire(timeout=10), "the server never finished a connection"
+    # The server is done with both once it holds no connection any more.
+    wait_until(lambda: web.server.connections == 0, timeout=10)
     assert request(web.port, "GET", "/-/healthy").status == 200
     assert "Traceback" not in capfd.readouterr().err
 
