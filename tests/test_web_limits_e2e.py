@@ -139,7 +139,7 @@ class Attack:
 
     def _run(self) -> None:
         next_drip = last = time.monotonic()
-        budget = float(self.count)  # the first sweep opens them all
+        budget = 0.0  # ramp up at REOPEN_PER_SECOND too
         while not self.stop.is_set():
             # Top the attack up to ATTACKERS again, REOPEN_PER_SECOND at most: a
             # burst of thousands at once overflows the kernel's accept queue
