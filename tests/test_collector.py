@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.collector import MetricsRenderer, QuotaCollector, accepts_gzip
+from exporter.collector import FORMATS, MetricsRenderer, QuotaCollector, accepts_gzip
 from exporter.model import Readings, Reason
 from exporter.providers import PROVIDERS
 from exporter.state import AccountState, ReloadStatus, StateStore
@@ -255,6 +255,45 @@ def test_each_format_stays_cached_for_the_same_snapshot() -> None:
         renderer.render(openmetrics, None)
         renderer.render("text/plain", None)
     assert renderer.renders == 2, "one render per format, not one per alternation"
+
+
+def distinct_accept_headers(count: int) -> list[str]:
+    """`count` Accept headers, no two alike, that a scraper could send."""
+    shapes = (
+        "application/openmetrics-text; version=1.0.0; x={n}",
+        "application/openmetrics-text; version=1.0.{n}",
+        "application/openmetrics-text; version=1.{n}.0; escaping=allow-utf-8",
+        "application/openmetrics-text;version=1.0.0.{n};escaping=dots;q=0.5,*/*;q=0.1",
+        "text/plain; version=1.0.{n}; escaping=values",
+        "text/plain; version=0.0.4; q=0.{n}",
+        "text/plain;version=1.{n}.0",
+    )
+    return [shapes[n % len(shapes)].format(n=n) for n in range(count)]
+
+
+def test_distinct_accept_headers_share_one_entry_per_negotiated_format() -> None:
+    # Keyed by the Content-Type string, every version a scraper names got its own
+    # render and its own cached copy of the whole quota exposition.
+    renderer = MetricsRenderer(QuotaCollector(golden_store(), lambda: NOW), process_metrics=False)
+    types = set()
+    for accept in distinct_accept_headers(1000):
+        types.add(renderer.render(accept, None).content_type)
+    assert renderer.renders <= len(FORMATS), "at most one render per format per snapshot"
+    assert len(types) <= len(FORMATS)
+    assert renderer.cached_formats <= FORMATS
+    assert renderer.renders == len(renderer.cached_formats)
+    # The Content-Type is one of ours, never the client's version echoed back.
+    assert types <= {f.content_type for f in FORMATS}
+    assert not any("1.0.7" in t or "x=" in t for t in types)
+
+
+def test_an_accept_version_that_is_no_number_gets_the_text_format() -> None:
+    # prometheus_client compares "abc" with 1 and raised TypeError: no answer at all.
+    renderer = MetricsRenderer(QuotaCollector(golden_store(), lambda: NOW), process_metrics=False)
+    for accept in ("application/openmetrics-text; version=abc", "text/plain; version=1.x"):
+        rendered = renderer.render(accept, None)
+        assert rendered.content_type == "text/plain; version=0.0.4; charset=utf-8"
+        assert b"saas_quota_up" in rendered.body
 
 
 @pytest.mark.parametrize(
