@@ -22,8 +22,8 @@ ALERTMANAGER_CONFIG: Final = REPO / "deploy" / "alertmanager" / "alertmanager.ym
 GRAFANA_DIR: Final = REPO / "grafana"
 DASHBOARDS_DIR: Final = GRAFANA_DIR / "dashboards"
 PROVISIONING_DIR: Final = GRAFANA_DIR / "provisioning"
-ALERTING_DOC: Final = REPO / "docs" / "alerting.md"
-RUNBOOKS_DOC: Final = REPO / "docs" / "runbooks.md"
+ALERTING_DOC: Final = REPO / "docs/alerting.md"
+RUNBOOKS_DOC: Final = REPO / "docs/runbooks.md"
 
 REPO_URL: Final = "https://github.com/saas-quota-exporter/saas-quota-exporter"
 RUNBOOK_BASE: Final = f"{REPO_URL}/blob/main/docs/runbooks.md#"
