@@ -34,7 +34,7 @@ _RESERVED_LABELS: Final = frozenset({"provider", "account", "meter", "job", "ins
 
 
 class QuotaCollector:
-    """Every `saas_quota_*` family of DESIGN.md, from one consistent snapshot."""
+    """Every `saas_quota_*` family of docs/metrics.md, from one consistent snapshot."""
 
     def __init__(
         self,

@@ -4,7 +4,7 @@
 and the end-to-end tests poll it to prove behaviour over real sockets. Each vendor
 lives under its own prefix (`/pictory/pictoryapis/v1/quota`, ...), which is exactly
 what a config's `base_url` override is for. Bodies follow the shapes documented in
-providers/README.md, with usage that grows with time.
+docs/providers/, with usage that grows with time.
 
 Tests take control per API key with `set_fault` (status, body, headers, delay).
 """

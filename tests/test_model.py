@@ -18,7 +18,7 @@ from exporter.model import MeterReading, PollError, Readings, Reason
 
 
 def test_reasons_are_exactly_the_reason_labels_of_the_metric_contract() -> None:
-    # DESIGN.md: saas_quota_poll_errors_total{reason=...}, every one pre-initialised.
+    # docs/metrics.md: saas_quota_poll_errors_total{reason=...}, every one pre-initialised.
     assert [r.value for r in Reason] == [
         "auth",
         "forbidden",
@@ -58,7 +58,7 @@ def test_meter_reading_defaults_mean_the_vendor_did_not_say() -> None:
 def test_an_unlimited_meter_with_a_limit_or_remaining_is_rejected(
     numbers: dict[str, float],
 ) -> None:
-    # limit=0 is a real cap (DESIGN.md), so it contradicts "unlimited" as much as 100.
+    # limit=0 is a real cap (docs/metrics.md), so it contradicts "unlimited" as much as 100.
     with pytest.raises(
         ValueError, match=r"^meter ai_credits: an unlimited meter has no limit or remaining$"
     ):

@@ -191,7 +191,7 @@ EXPECTED = {
     ),
 }
 
-# The 401 bodies providers/README.md documents, one envelope per vendor.
+# The 401 bodies docs/providers/ documents, one envelope per vendor.
 UNAUTHORIZED = {
     "pictory": {"message": "Unauthorized"},
     "tornado": {"error": "Invalid API Key"},
@@ -331,7 +331,7 @@ def test_a_key_is_good_only_at_its_own_vendor(sim: VendorSimulator) -> None:
 
 
 def test_pictory_takes_the_raw_key_not_a_bearer_token(sim: VendorSimulator) -> None:
-    # providers/README.md 1: `Authorization: <key>`, no "Bearer".
+    # docs/providers/pictory.md: `Authorization: <key>`, no "Bearer".
     url = sim.base_url("pictory") + PROVIDERS["pictory"].path
     response = httpx.get(url, headers={"Authorization": f"Bearer {KEYS['pictory']}"}, timeout=5)
     assert response.status_code == 401

@@ -94,7 +94,7 @@ def test_values_expire_only_when_older_than_max_staleness(age: float, stale: boo
 
 
 def test_failed_polls_keep_the_last_good_values_until_they_expire() -> None:
-    # DESIGN.md failure semantics: up goes to 0, values stay until max_staleness.
+    # docs/metrics.md, Failure semantics: up goes to 0, values stay until max_staleness.
     state = replace(succeeded(600.0), up=False, consecutive_failures=2)
     assert state.fresh_readings(NOW) is READINGS
     assert state.fresh_readings(NOW + 300.0) is READINGS

@@ -156,7 +156,7 @@ def classify_http_error(
     *,
     retry_after: float | None = None,
 ) -> PollError:
-    """The default classification of a non-2xx answer (providers/README.md 0.6).
+    """Default classification of a non-2xx answer (docs/providers/README.md, Error classification).
 
     Adapters call this for everything they have no vendor-specific rule for.
     """
@@ -300,7 +300,7 @@ def gather(
 ) -> tuple[dict[str, Any], tuple[str, ...]]:
     """Run each named part; keep the results that parsed, describe the rest.
 
-    One bad field costs its own meter only: providers/README.md 0.4 says a
+    One bad field costs its own meter only: docs/providers/README.md (Parsing rules) says a
     non-numeric value is a parse error "for that meter only".
     """
     results: dict[str, Any] = {}

@@ -120,5 +120,5 @@ def test_provider_metadata() -> None:
         PROVIDER.url("http://127.0.0.1:9/pictory/")
         == "http://127.0.0.1:9/pictory/pictoryapis/v1/quota"
     )
-    # Raw key, no "Bearer" (providers/README.md section 1).
+    # Raw key, no "Bearer" (docs/providers/pictory.md).
     assert PROVIDER.auth_headers("pictai_x") == {"Authorization": "pictai_x"}

@@ -242,7 +242,7 @@ def test_unusable_200_is_a_parse_error(raw: bytes, fragment: str) -> None:
     assert fragment in info.value.message
 
 
-# --- edge cases from providers/README.md ---------------------------------------------
+# --- edge cases from docs/providers/tornado.md ----------------------------------------
 
 
 def test_numeric_strings_are_accepted() -> None:

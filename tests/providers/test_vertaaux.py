@@ -429,7 +429,7 @@ def _envelope(code: str, message: str = "text", **extra: Any) -> bytes:
             Reason.FORBIDDEN,
             "HTTP 403: forbidden: IP address not in allow-list",
         ),
-        # README 0.6: a 403 that says the key is bad is an auth problem.
+        # docs/providers/vertaaux.md, Errors: a 403 that says the key is bad is an auth problem.
         (
             403,
             _envelope("api_key_revoked", "revoked"),
@@ -510,7 +510,7 @@ def test_provider_metadata() -> None:
 @pytest.mark.parametrize(
     ("key", "warns"),
     [
-        # README 5: vx_test_ keys hit the sandbox, whose quota is not live usage.
+        # docs/providers/vertaaux.md: vx_test_ keys hit the sandbox, whose quota is not live usage.
         ("vx_test_Q8pLzK2mN4rT6vW", True),
         ("vx_live_Q8pLzK2mN4rT6vW", False),
         # Legacy sk_ keys are production keys.
