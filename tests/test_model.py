@@ -272,8 +272,7 @@ def test_vendor_text_scrubs_secrets_before_cutting() -> None:
     # Cut after the scrub: a key straddling the cut leaves no prefix of itself behind.
     text = vendor_text("x" * 120 + KEY, LABEL_CHARS)
     assert KEY[:8] not in text
-    # Controls inside the key do not hide it (they become spaces, not removed, so
-    # only the exact key after collapsing is found; the key has no whitespace).
+    # Control characters around the key do not shield it from the scrubber.
     assert KEY not in vendor_text(f"\n\n{KEY}\x00", 200)
 
 
