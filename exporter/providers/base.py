@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from exporter.model import PollError, Readings, Reason
+from exporter.model import FieldError as FieldError  # re-exported: adapters raise it
+from exporter.model import PollError, Readings, Reason, vendor_text
 
 Headers = Mapping[str, str]
 ParseFn = Callable[[int, Headers, bytes], Readings]
@@ -67,9 +68,12 @@ def excerpt(body: bytes) -> str:
 
 
 def one_line(text: str) -> str:
-    """Vendor text as one short line: it goes into logs and onto `/`."""
-    text = " ".join(text.split())
-    return text if len(text) <= _EXCERPT_CHARS else text[:_EXCERPT_CHARS] + "..."
+    """Vendor text as one short line: it goes into logs and onto `/`.
+
+    `_EXCERPT_CHARS` characters at most, plus the marker of a cut; made safe by the
+    same `vendor_text` the model applies to every message.
+    """
+    return vendor_text(text, _EXCERPT_CHARS)
 
 
 def unrecognised(status: int, body: bytes, what: str) -> PollError:
@@ -188,10 +192,6 @@ def classify_http_error(
 # --- fields -----------------------------------------------------------------------
 
 
-class FieldError(ValueError):
-    """A field whose value cannot be read; the message names the field."""
-
-
 def is_unlimited(value: Any) -> bool:
     return isinstance(value, str) and value.strip().lower() == "unlimited"
 
@@ -301,7 +301,9 @@ def gather(
     """Run each named part; keep the results that parsed, describe the rest.
 
     One bad field costs its own meter only: docs/providers/README.md (Parsing rules) says a
-    non-numeric value is a parse error "for that meter only".
+    non-numeric value is a parse error "for that meter only". `FieldError` comes
+    from the field readers here and from the model's own checks (`MeterReading`
+    refuses a non-finite or negative figure), so both cost only their part.
     """
     results: dict[str, Any] = {}
     problems: list[str] = []
