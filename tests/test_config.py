@@ -778,7 +778,8 @@ BAD = [
             " No such file or directory",
             f"{SOURCE}:3:51: accounts[1].api_key_file: {DIR}/empty.key is empty",
             f"{SOURCE}:4:51: accounts[2].api_key_file: {DIR}/blank.key is empty",
-            f"{SOURCE}:5:51: accounts[3].api_key_file: cannot read {DIR}/keys: Is a directory",
+            f"{SOURCE}:5:51: accounts[3].api_key_file: cannot read {DIR}/keys: is a directory,"
+            " not a regular file",
             f"{SOURCE}:6:50: accounts[4].api_key_file: is empty",
         ],
         id="missing, empty or unreadable key file",

@@ -369,7 +369,7 @@ BAD_CONFIGS: list[tuple[str, str, tuple[str, ...]]] = [
     (
         "cert_file is a directory",
         "tls_server_config:\n  cert_file: pki\n  key_file: pki/server.key\n",
-        ("tls_server_config.cert_file: cannot read {dir}/pki: Is a directory",),
+        ("tls_server_config.cert_file: cannot read {dir}/pki: is a directory, not a regular file",),
     ),
     (
         "key_file holds a certificate",
@@ -409,7 +409,10 @@ BAD_CONFIGS: list[tuple[str, str, tuple[str, ...]]] = [
     (
         "YAML syntax error",
         "tls_server_config:\n  cert_file: [a\nbasic_auth_users:\n",
-        ("{dir}/web.yml:3:17: invalid YAML: expected ',' or ']', but got ':'",),
+        (
+            "{dir}/web.yml:3:17: invalid YAML: while parsing a flow sequence at line 2,"
+            " expected ',' or ']', but got ':'",
+        ),
     ),
     (
         "YAML indentation error",
