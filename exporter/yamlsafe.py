@@ -16,7 +16,7 @@ import stat
 from typing import Any, Final
 
 import yaml
-from yaml.events import AliasEvent
+from yaml.events import AliasEvent, NodeEvent
 from yaml.nodes import Node
 
 # A config with thousands of accounts is a few hundred KiB; anything bigger is a mistake.
@@ -25,8 +25,12 @@ MAX_CONFIG_BYTES: Final = 1024 * 1024
 MAX_KEY_FILE_BYTES: Final = 64 * 1024
 # Deeper than any config or web config needs (they are 3-4 levels deep).
 MAX_DEPTH: Final = 64
-# Configs rarely use aliases at all; 100 allows shared blocks, not an alias bomb.
+# Configs rarely use aliases at all; 100 allows shared blocks.
 MAX_ALIASES: Final = 100
+# The tree as anything walking it sees it, each alias counted as the nodes it stands
+# for. A 1 MiB config of real accounts is well under this; "billion laughs" (nine
+# levels of nine aliases: 81 aliases, 9**9 nodes) is far over.
+MAX_EXPANDED_NODES: Final = 100_000
 
 # A Python repr PyYAML puts in its messages: one character, a token name, or a name.
 _YAML_QUOTED = re.compile(r""" ?('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")""")
@@ -103,32 +107,48 @@ class LimitedLoader(yaml.SafeLoader):
         super().__init__(stream)
         self._depth = 0
         self._aliases = 0
+        self._expanded = 0
+        # anchor -> how many nodes it stands for, aliases inside it expanded.
+        self._sizes: dict[str, int] = {}
 
     def compose_node(self, parent: Node | None, index: Any) -> Node | None:
-        if self.check_event(AliasEvent):
+        event: Any = self.peek_event()  # type: ignore[no-untyped-call]
+        if isinstance(event, AliasEvent):
             self._aliases += 1
             if self._aliases > MAX_ALIASES:
-                event = self.peek_event()  # type: ignore[no-untyped-call]
                 raise YAMLLimitError(
                     None,
                     None,
                     f"more than {MAX_ALIASES} aliases (*name); write the values out",
-                    event.start_mark,
+                    event.start_mark,  # type: ignore[arg-type]
                 )
+            self._count(self._sizes.get(str(event.anchor), 1), event)
             return super().compose_node(parent, index)
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:
-                event = self.peek_event()  # type: ignore[no-untyped-call]
                 raise YAMLLimitError(
-                    None,
-                    None,
-                    f"nested deeper than {MAX_DEPTH} levels",
-                    event.start_mark,
+                    None, None, f"nested deeper than {MAX_DEPTH} levels", event.start_mark
                 )
-            return super().compose_node(parent, index)
+            self._count(1, event)
+            before = self._expanded - 1
+            node = super().compose_node(parent, index)
+            anchor = event.anchor if isinstance(event, NodeEvent) else None
+            if anchor is not None:
+                self._sizes[str(anchor)] = self._expanded - before
+            return node
         finally:
             self._depth -= 1
+
+    def _count(self, nodes: int, event: Any) -> None:
+        self._expanded += nodes
+        if self._expanded > MAX_EXPANDED_NODES:
+            raise YAMLLimitError(
+                None,
+                None,
+                f"aliases expand it to more than {MAX_EXPANDED_NODES} nodes",
+                event.start_mark,
+            )
 
 
 def compose(text: str) -> Node | None:
