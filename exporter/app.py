@@ -123,7 +123,7 @@ class Exporter:
             )
             self.server = _bind(self.listen, app)
             serve(self.server)
-            self._install_signals(stop)
+            reload_pending = self._install_signals(stop)
             self._log.info(
                 "listening",
                 address=f"{self.listen.host or '*'}:{self.port}",
@@ -131,6 +131,10 @@ class Exporter:
                 tls=bool(self.security and self.security.ssl_context()),
             )
             self.started.set()
+            if reload_pending and not stop.is_set():
+                # A SIGHUP after the config was read but before the loop ran: the
+                # files are read again before the first poll, not under it.
+                await self.reload()
             poll_task = asyncio.create_task(poller.run(), name="poller")
             try:
                 await stop.wait()
@@ -274,7 +278,8 @@ class Exporter:
 
     # --- signals ------------------------------------------------------------------
 
-    def _install_signals(self, stop: asyncio.Event) -> None:
+    def _install_signals(self, stop: asyncio.Event) -> bool:
+        """Hand SIGTERM, SIGINT and SIGHUP to the loop; whether a reload is pending."""
         assert self._loop is not None
         handlers: dict[signal.Signals, Callable[[], object]] = {
             signal.SIGTERM: stop.set,
@@ -290,8 +295,7 @@ class Exporter:
         reload_pending, stop_pending = EARLY.take()
         if stop_pending:
             stop.set()
-        if reload_pending:
-            self._reload_on_signal()
+        return reload_pending
 
     def _reload_on_signal(self) -> None:
         # A storm of SIGHUPs coalesces: this joins the queued reload if there is one.

@@ -116,6 +116,7 @@ def _main(argv: Sequence[str] | None) -> int:
         return _check(args.config_file, args.web_config_file)
 
     log = get_logger()
+    EARLY.config_read()
     try:
         config = load_config(args.config_file)
     except ConfigError as exc:

@@ -39,6 +39,11 @@ class EarlySignals:
         self._previous.clear()
         self.reload = self.stop = False
 
+    def config_read(self) -> None:
+        """Called just before the config is first read: a SIGHUP before it is answered
+        by that very read, so only one after it still asks for a reload."""
+        self.reload = False
+
     def take(self) -> tuple[bool, bool]:
         """(reload pending, stop pending), and forget both."""
         pending = (self.reload, self.stop)
