@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import textwrap
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from exporter.config import AccountConfig, Config, ConfigError, load_config, parse_config
 from exporter.providers import PROVIDERS
@@ -1294,3 +1297,121 @@ def test_the_config_file_itself_is_bounded_and_must_be_a_regular_file(tmp_path: 
     assert info.value.problems == (
         f"{huge}: cannot read config file: is 2097152 bytes; the limit is 1 MiB",
     )
+
+
+# --- properties: any text is a Config or a ConfigError, never another exception -------
+
+
+FUZZ_KEY = "sk_FUZZ_0a1b2c3d4e5f_KEY"
+_ODD = st.sampled_from(
+    ["\t", "\n", "\u200b", "\ufeff", "\x00", "\x85", "\u2028", "\ud7ff", "\U0001f600", "é"]
+)
+_LEAF = st.one_of(
+    st.text(max_size=12),
+    st.text(alphabet=_ODD, max_size=4),
+    st.sampled_from(
+        [
+            "",
+            "~",
+            "null",
+            "5m",
+            "0s",
+            "1e400",
+            "-1",
+            "yes",
+            "[]",
+            "{}",
+            "*a",
+            "&a x",
+            "${HOME}",
+            "$$",
+            "!!binary AAA",
+            "http://\t.com",
+            "http://[::1",
+            "2001-02-30",
+            "1" * 5000,
+            "pictory",
+            "tornado",
+            FUZZ_KEY,
+        ]
+    ),
+)
+_FIELDS = (
+    "provider",
+    "account",
+    "api_key",
+    "api_key_file",
+    "base_url",
+    "interval",
+    "timeout",
+    "max_staleness",
+    "bogus",
+)
+
+
+@st.composite
+def config_texts(draw: st.DrawFn) -> str:
+    """YAML built from a valid config with mutated leaves, nesting, anchors, tabs."""
+    lines = ["global:"]
+    if draw(st.booleans()):
+        lines.append(f"  interval: {draw(st.sampled_from(['5m', '10s', '1h']))}")
+    lines.append("accounts:")
+    for index in range(draw(st.integers(0, 3))):
+        anchor = f" &acc{index}" if draw(st.booleans()) else ""
+        lines.append(f"  -{anchor}")
+        for name in draw(st.lists(st.sampled_from(_FIELDS), min_size=1, max_size=5)):
+            value = draw(_LEAF)
+            style = draw(st.sampled_from(["plain", "double", "single", "flow"]))
+            if style == "double":
+                value = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            elif style == "single":
+                value = "'" + value.replace("'", "''") + "'"
+            elif style == "flow":
+                value = "[" + value + "]"
+            lines.append(f"    {name}: {value}")
+        lines.append(f"    api_key: {FUZZ_KEY}")
+    if draw(st.booleans()):
+        lines.append("  - *acc0")
+    if draw(st.booleans()):
+        depth = draw(st.integers(1, 400))
+        lines.append("  - " + "[" * depth + "]" * draw(st.integers(0, depth)))
+    text = "\n".join(lines) + "\n"
+    if draw(st.booleans()):
+        position = draw(st.integers(0, len(text)))
+        text = (
+            text[:position] + draw(st.text(alphabet=_ODD, min_size=1, max_size=3)) + text[position:]
+        )
+    return text
+
+
+def _check_outcome(text: str, tmp_path: Path) -> None:
+    problems: tuple[str, ...] = ()
+    try:
+        parse_config(text, source=SOURCE, environ={"HOME": "/root"}, base_dir=tmp_path)
+    except ConfigError as exc:
+        problems = exc.problems or ("<no problems listed>",)
+    if problems:
+        for problem in problems:
+            # file:line:col, or the file alone for a file-wide problem (it is empty).
+            positioned = re.match(rf"{re.escape(SOURCE)}:\d+:\d+: ", problem)
+            assert positioned or problem.startswith(f"{SOURCE}: config file is empty"), problem
+            assert FUZZ_KEY not in problem, problem
+
+
+_FAST = settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+@_FAST
+@given(st.text(max_size=300))
+def test_any_text_is_a_config_or_a_config_error(tmp_path: Path, text: str) -> None:
+    _check_outcome(text, tmp_path)
+
+
+@_FAST
+@given(config_texts())
+def test_any_mutated_config_is_a_config_or_a_positioned_error_without_the_key(
+    tmp_path: Path, text: str
+) -> None:
+    _check_outcome(text, tmp_path)
