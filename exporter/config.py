@@ -25,7 +25,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from exporter.durations import format_duration, parse_duration
 from exporter.providers import PROVIDERS
 from exporter.providers.base import Provider
-from exporter.redaction import REDACTOR, Secret
+from exporter.redaction import REDACTED, REDACTOR, Secret
 from exporter.yamlsafe import (
     MAX_CONFIG_BYTES,
     MAX_KEY_FILE_BYTES,
@@ -142,6 +142,9 @@ class _Loader:
         # (line, column, text): reported in document order, the order one fixes them in.
         self.problems: list[tuple[int, int, str]] = []
         self.warnings: list[str] = []
+        # Every api_key value written in this document: a key pasted into another
+        # field by mistake is quoted by that field's message unless scrubbed here.
+        self.secrets: set[str] = set()
 
     # --- reporting ----------------------------------------------------------------
 
@@ -153,7 +156,32 @@ class _Loader:
         self.problems.append((line, column, text))
 
     def error(self) -> ConfigError:
-        return ConfigError([text for *_, text in sorted(self.problems, key=lambda p: p[:2])])
+        texts = [text for *_, text in sorted(self.problems, key=lambda p: p[:2])]
+        # Longest first, so a key that contains another is replaced whole.
+        for secret in sorted(self.secrets, key=len, reverse=True):
+            texts = [text.replace(secret, REDACTED) for text in texts]
+        return ConfigError(texts)
+
+    def collect_secrets(self, root: Node) -> None:
+        """The api_key values anywhere in the tree (bounded by the YAML node limits)."""
+        stack, seen = [root], set()
+        while stack:
+            node = stack.pop()
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            if isinstance(node, MappingNode):
+                for key_node, value_node in node.value:
+                    if (
+                        isinstance(key_node, ScalarNode)
+                        and key_node.value == "api_key"
+                        and isinstance(value_node, ScalarNode)
+                        and len(str(value_node.value).strip()) >= 4
+                    ):
+                        self.secrets.add(str(value_node.value).strip())
+                    stack.extend((key_node, value_node))
+            elif isinstance(node, SequenceNode):
+                stack.extend(node.value)
 
     def warning(self, node: Node | None, where: str, message: str) -> None:
         self.warnings.append(f"{self._position(node)}{where}: {message}")
@@ -189,6 +217,8 @@ class _Loader:
             ) from None
         except yaml.YAMLError as exc:
             raise ConfigError([f"{self.source}: YAML error: {type(exc).__name__}"]) from None
+        if root is not None:
+            self.collect_secrets(root)
         if root is None or _is_null(root):
             raise ConfigError([f"{self.source}: config file is empty; it needs 'accounts:'"])
         if not isinstance(root, MappingNode):
@@ -411,6 +441,8 @@ class _Loader:
         if not value:
             self.problem(file_node, f"{where}.api_key_file", f"{path} is empty")
             return None
+        if len(value) >= 4:
+            self.secrets.add(value)
         bad = _header_problem(value)
         if bad:
             self.problem(file_node, f"{where}.api_key_file", f"the key in {path} {bad}")
