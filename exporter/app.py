@@ -1,7 +1,9 @@
 """Wiring the running exporter together: config, poller, HTTP server, signals.
 
 The asyncio loop (poller, reloads, signals) runs on the main thread; the HTTP server
-runs on its own threads and reaches the loop only for POST /-/reload.
+runs on its own threads and reaches the loop only for POST /-/reload. A reload reads
+files in a daemon thread of its own, within a time budget, so a read that hangs can
+neither hold the loop nor keep the process from exiting.
 """
 
 from __future__ import annotations
@@ -10,20 +12,32 @@ import asyncio
 import contextlib
 import errno
 import signal
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import CancelledError as FutureCancelledError
 from dataclasses import dataclass
+from typing import Any
 
 from exporter.collector import MetricsRenderer, QuotaCollector
 from exporter.config import Config, ConfigError
 from exporter.log import get_logger
 from exporter.poller import Poller, make_client
+from exporter.redaction import REDACTOR
+from exporter.signals import EARLY, HANDLED
 from exporter.state import ReloadStatus, StateStore
 from exporter.web import ExporterHTTPServer, WebApp, WebSecurity, serve
 from exporter.webconfig import WebConfigError
 
-RELOAD_WAIT_SECONDS = 30.0
+# One reload's budget for reading and validating every file; past it the reload fails.
+RELOAD_TIMEOUT_SECONDS = 30.0
+# POST /-/reload may queue behind a running reload, so it waits for two budgets.
+RELOAD_WAIT_SECONDS = 2 * RELOAD_TIMEOUT_SECONDS + 5.0
 SHUTDOWN_GRACE_SECONDS = 3.0
+
+
+class ReloadError(Exception):
+    """A reload that failed for a reason of its own (time budget, a stuck earlier load)."""
 
 
 @dataclass(frozen=True)
@@ -70,8 +84,15 @@ class Exporter:
         self.server: ExporterHTTPServer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._poller: Poller | None = None
-        self._reload_lock: asyncio.Lock | None = None
-        self._signal_reloads: set[asyncio.Future[str | None]] = set()
+        # At most one reload runs and one waits behind it; later requests join the
+        # waiting one, which reads the files only after they all arrived.
+        self._reload_latest: asyncio.Task[str | None] | None = None
+        self._reload_queued: asyncio.Task[str | None] | None = None
+        # The loop keeps only weak references to tasks: hold them until done.
+        self._reload_tasks: set[asyncio.Task[str | None]] = set()
+        # A load thread that outlived its budget; no other starts while it lives.
+        self._stuck_load: tuple[threading.Thread, float] | None = None
+        self._previous_handlers: dict[signal.Signals, Any] = {}
         self.started = asyncio.Event()
 
     @property
@@ -82,7 +103,6 @@ class Exporter:
     async def run(self, config: Config, stop: asyncio.Event | None = None) -> None:
         """Serve until `stop` is set or SIGTERM/SIGINT arrives."""
         self._loop = asyncio.get_running_loop()
-        self._reload_lock = asyncio.Lock()
         stop = stop or asyncio.Event()
         self._config = config
         collector = QuotaCollector(self.store, self.clock, lambda: self._current_interval())
@@ -103,7 +123,7 @@ class Exporter:
             )
             self.server = _bind(self.listen, app)
             serve(self.server)
-            self._install_signals(stop)
+            reload_pending = self._install_signals(stop)
             self._log.info(
                 "listening",
                 address=f"{self.listen.host or '*'}:{self.port}",
@@ -111,12 +131,19 @@ class Exporter:
                 tls=bool(self.security and self.security.ssl_context()),
             )
             self.started.set()
+            if reload_pending and not stop.is_set():
+                # A SIGHUP after the config was read but before the loop ran: the
+                # files are read again before the first poll, not under it.
+                await self.reload()
             poll_task = asyncio.create_task(poller.run(), name="poller")
             try:
                 await stop.wait()
             finally:
                 self._log.info("shutting down")
                 poll_task.cancel()
+                # A reload waiting on a hung read ends here; its daemon thread is left.
+                for task in list(self._reload_tasks):
+                    task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                     await asyncio.wait_for(poll_task, SHUTDOWN_GRACE_SECONDS)
                 self._remove_signals()
@@ -133,38 +160,114 @@ class Exporter:
     # --- reload -------------------------------------------------------------------
 
     async def reload(self) -> str | None:
-        """Load the config again; None on success, else the error (old config kept)."""
-        assert self._reload_lock is not None
+        """Load the config again; None on success, else the error (old config kept).
+
+        Joins a reload that is waiting to start rather than queueing another one.
+        """
+        return await asyncio.shield(self._request_reload())
+
+    def _request_reload(self) -> asyncio.Task[str | None]:
+        if self._reload_queued is not None:
+            return self._reload_queued
+        task = asyncio.ensure_future(self._reload_after(self._reload_latest))
+        self._reload_queued = self._reload_latest = task
+        self._reload_tasks.add(task)
+        task.add_done_callback(self._reload_tasks.discard)
+        return task
+
+    async def _reload_after(self, previous: asyncio.Task[str | None] | None) -> str | None:
+        if previous is not None and not previous.done():
+            await asyncio.wait({previous})  # its outcome is its own callers'
+        if self._reload_queued is asyncio.current_task():
+            self._reload_queued = None
+        return await self._reload_once()
+
+    async def _reload_once(self) -> str | None:
+        """The one place a reload succeeds or fails as a whole, whatever is raised."""
         assert self._poller is not None
-        async with self._reload_lock:
-            try:
-                # File reads (config, key and certificate files) stay off the loop.
-                config = await asyncio.to_thread(self.load_config)
-                security = (
-                    await asyncio.to_thread(self.load_security) if self.load_security else None
-                )
-            except (ConfigError, WebConfigError) as exc:
-                previous = self.store.snapshot()[2]
-                self.store.set_reload(
-                    ReloadStatus(successful=False, last_success=previous.last_success)
-                )
-                problems = list(exc.problems) if isinstance(exc, ConfigError) else [str(exc)]
-                self._log.error("config reload failed; keeping the running config", errors=problems)
-                return str(exc)
-            if self.load_security and self.server is not None:
-                self.server.security = security
-            self._log_warnings(config)
-            self._config = config
+        try:
+            config, security = await self._load()
             self._poller.apply_config(config)
-            self.store.set_reload(ReloadStatus(successful=True, last_success=self.clock()))
-            self._log.info("config reloaded", accounts=len(config.accounts))
-            return None
+        except Exception as exc:  # every failure keeps the running config
+            problems = _problems(exc)
+            previous = self.store.snapshot()[2]
+            self.store.set_reload(
+                ReloadStatus(successful=False, last_success=previous.last_success)
+            )
+            self._log.error(
+                "config reload failed; keeping the running config",
+                errors=problems,
+                error_type=type(exc).__name__,
+            )
+            return "\n".join(problems)
+        if self.load_security and self.server is not None:
+            self.server.security = security
+        self._log_warnings(config)
+        self._config = config
+        self.store.set_reload(ReloadStatus(successful=True, last_success=self.clock()))
+        self._log.info("config reloaded", accounts=len(config.accounts))
+        return None
+
+    async def _load(self) -> tuple[Config, WebSecurity | None]:
+        """Config and web config, read in a daemon thread within RELOAD_TIMEOUT_SECONDS.
+
+        Not asyncio.to_thread: its executor threads are joined at exit, so one read
+        that hangs (a dead network filesystem) would keep SIGTERM from ending the
+        process.
+        """
+        budget = RELOAD_TIMEOUT_SECONDS
+        if self._stuck_load is not None:
+            thread, since = self._stuck_load
+            if thread.is_alive():
+                raise ReloadError(
+                    f"the previous reload is still reading files after"
+                    f" {time.monotonic() - since:.0f}s (a hung filesystem?); not starting another"
+                )
+            self._stuck_load = None
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[tuple[Config, WebSecurity | None]] = loop.create_future()
+
+        def settle(outcome: Any, failed: bool) -> None:
+            if not future.done():
+                if failed:
+                    future.set_exception(outcome)
+                else:
+                    future.set_result(outcome)
+
+        def work() -> None:
+            try:
+                outcome: Any = (
+                    self.load_config(),
+                    self.load_security() if self.load_security else None,
+                )
+                failed = False
+            except Exception as exc:  # handed to the loop, raised there
+                outcome, failed = exc, True
+            with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits
+                loop.call_soon_threadsafe(settle, outcome, failed)
+
+        thread = threading.Thread(target=work, name="config-reload", daemon=True)
+        started = time.monotonic()
+        thread.start()
+        try:
+            return await asyncio.wait_for(future, budget)
+        except TimeoutError:
+            self._stuck_load = (thread, started)
+            raise ReloadError(
+                f"reading the config took longer than {budget:g}s; a file may be on a"
+                " hung filesystem"
+            ) from None
 
     def _reload_from_thread(self) -> str | None:
         assert self._loop is not None
-        future = asyncio.run_coroutine_threadsafe(self.reload(), self._loop)
+        try:
+            future = asyncio.run_coroutine_threadsafe(self.reload(), self._loop)
+        except RuntimeError:
+            return "the exporter is shutting down"
         try:
             return future.result(RELOAD_WAIT_SECONDS)
+        except FutureCancelledError:
+            return "the exporter is shutting down"
         except TimeoutError:
             # It goes on and applies when done; its outcome is logged and shown by
             # saas_quota_config_last_reload_successful.
@@ -175,24 +278,50 @@ class Exporter:
 
     # --- signals ------------------------------------------------------------------
 
-    def _install_signals(self, stop: asyncio.Event) -> None:
+    def _install_signals(self, stop: asyncio.Event) -> bool:
+        """Hand SIGTERM, SIGINT and SIGHUP to the loop; whether a reload is pending."""
         assert self._loop is not None
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            self._loop.add_signal_handler(signal.SIGTERM, stop.set)
-            self._loop.add_signal_handler(signal.SIGINT, stop.set)
-            self._loop.add_signal_handler(signal.SIGHUP, self._reload_on_signal)
+        handlers: dict[signal.Signals, Callable[[], object]] = {
+            signal.SIGTERM: stop.set,
+            signal.SIGINT: stop.set,
+            signal.SIGHUP: self._reload_on_signal,
+        }
+        for sig in HANDLED:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                previous = signal.getsignal(sig)
+                self._loop.add_signal_handler(sig, handlers[sig])
+                self._previous_handlers[sig] = previous
+        # What arrived before the loop took over (exporter.signals) is acted on now.
+        reload_pending, stop_pending = EARLY.take()
+        if stop_pending:
+            stop.set()
+        return reload_pending
 
     def _reload_on_signal(self) -> None:
-        # The loop keeps only a weak reference to a task: hold it until it is done.
-        task = asyncio.ensure_future(self.reload())
-        self._signal_reloads.add(task)
-        task.add_done_callback(self._signal_reloads.discard)
+        # A storm of SIGHUPs coalesces: this joins the queued reload if there is one.
+        self._request_reload()
 
     def _remove_signals(self) -> None:
         assert self._loop is not None
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        for sig, previous in self._previous_handlers.items():
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 self._loop.remove_signal_handler(sig)
+                # Not SIG_DFL: a SIGHUP while shutting down must not kill the process.
+                signal.signal(sig, previous if previous is not None else signal.SIG_DFL)
+        self._previous_handlers.clear()
+
+
+def _problems(exc: Exception) -> list[str]:
+    """What a failed reload reports, one line per problem, never a key."""
+    if isinstance(exc, ConfigError | WebConfigError):
+        return list(exc.problems)
+    if isinstance(exc, ReloadError):
+        return [str(exc)]
+    if isinstance(exc, RecursionError):
+        return ["the config is nested too deeply to read"]
+    # Unexpected: name it, scrubbed and short, so the operator can report it.
+    detail = REDACTOR.scrub(str(exc))[:200]
+    return [f"unexpected {type(exc).__name__} while loading the config: {detail}"]
 
 
 def _bind(listen: ListenAddress, app: WebApp) -> ExporterHTTPServer:

@@ -8,17 +8,24 @@ saas-quota-exporter demo [--web.listen-address HOST:PORT]
 
 from __future__ import annotations
 
+# Only light imports up here: main() installs the signal handlers first, and the
+# heavy modules (httpx, yaml, prometheus_client, ...) load after that, inside it.
 import argparse
-import asyncio
 import sys
 from collections.abc import Sequence
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from exporter import __version__
-from exporter.app import Exporter, ListenAddress
-from exporter.config import ConfigError, load_config
-from exporter.log import FORMATS, LEVELS, configure, get_logger
-from exporter.webconfig import WebConfigError, load_web_config
+from exporter.signals import EARLY
+
+if TYPE_CHECKING:
+    from exporter.app import ListenAddress
+    from exporter.config import ConfigError
+
+# The choices of --log.level and --log.format (exporter.log.LEVELS and FORMATS, kept
+# here so building the parser needs no import of structlog; a test checks they match).
+LEVELS: Final = ("debug", "info", "warning", "error")
+FORMATS: Final = ("json", "console")
 
 # Listed as saas-quota-exporter's port on Prometheus' default-port wiki is the plan;
 # until then it is one no common exporter uses.
@@ -71,6 +78,23 @@ def build_parser(demo: bool = False) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # First of all: a SIGHUP or SIGTERM during start-up is recorded, not fatal, and
+    # acted on once the exporter runs (exporter.signals).
+    EARLY.install()
+    try:
+        return _main(argv)
+    finally:
+        EARLY.restore()
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    import asyncio
+
+    from exporter.app import Exporter
+    from exporter.config import ConfigError, load_config
+    from exporter.log import configure, get_logger
+    from exporter.webconfig import WebConfigError, load_web_config
+
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list[:1] == ["demo"]:
         from exporter.demo import run_demo
@@ -92,6 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _check(args.config_file, args.web_config_file)
 
     log = get_logger()
+    EARLY.config_read()
     try:
         config = load_config(args.config_file)
     except ConfigError as exc:
@@ -122,6 +147,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _listen(text: str) -> ListenAddress:
+    from exporter.app import ListenAddress
+
     try:
         return ListenAddress.parse(text)
     except ValueError as exc:
@@ -130,6 +157,9 @@ def _listen(text: str) -> ListenAddress:
 
 
 def _check(path: str, web_config_file: str | None) -> int:
+    from exporter.config import ConfigError, load_config
+    from exporter.webconfig import WebConfigError, load_web_config
+
     try:
         config = load_config(path)
     except ConfigError as exc:

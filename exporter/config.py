@@ -11,19 +11,30 @@ from __future__ import annotations
 
 import os
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 from urllib.parse import urlsplit
 
+import httpx
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from exporter.durations import format_duration, parse_duration
 from exporter.providers import PROVIDERS
 from exporter.providers.base import Provider
-from exporter.redaction import REDACTOR, Secret
+from exporter.redaction import REDACTED, REDACTOR, Secret
+from exporter.yamlsafe import (
+    MAX_CONFIG_BYTES,
+    MAX_KEY_FILE_BYTES,
+    FileReadError,
+    YAMLLimitError,
+    compose,
+    read_limited,
+    yaml_message,
+)
 
 DEFAULT_INTERVAL: Final = 300.0
 DEFAULT_TIMEOUT: Final = 10.0
@@ -35,9 +46,6 @@ _ENV_REF = re.compile(r"\$\$|\$\{([^}]*)\}")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # user:password@ in a URL, with or without a scheme (checked before the URL is echoed).
 _URL_USERINFO = re.compile(r"^(?:[^/?#]*://)?[^/?#]*@")
-# A Python repr PyYAML puts in its messages: one character, a token name, or a name.
-_YAML_QUOTED = re.compile(r""" ?('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")""")
-_YAML_ONE_CHAR = re.compile(r"""^(['"])(?:[^\\]|\\x[0-9a-f]{2}|\\u[0-9a-f]{4}|\\.)\1$""")
 _GLOBAL_KEYS: Final = ("interval", "timeout", "max_staleness")
 _ACCOUNT_KEYS: Final = (
     "provider",
@@ -100,9 +108,9 @@ def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None 
     """Read and validate a config file; ConfigError lists every problem at once."""
     source = os.fspath(path)
     try:
-        text = Path(source).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError([f"{source}: cannot read config file: {exc.strerror or exc}"]) from None
+        text = read_limited(source, MAX_CONFIG_BYTES).decode("utf-8")
+    except FileReadError as exc:
+        raise ConfigError([f"{source}: cannot read config file: {exc}"]) from None
     except UnicodeDecodeError as exc:
         raise ConfigError([f"{source}: config file is not UTF-8: {exc.reason}"]) from None
     return parse_config(
@@ -134,6 +142,9 @@ class _Loader:
         # (line, column, text): reported in document order, the order one fixes them in.
         self.problems: list[tuple[int, int, str]] = []
         self.warnings: list[str] = []
+        # Every api_key value written in this document: a key pasted into another
+        # field by mistake is quoted by that field's message unless scrubbed here.
+        self.secrets: set[str] = set()
 
     # --- reporting ----------------------------------------------------------------
 
@@ -145,7 +156,32 @@ class _Loader:
         self.problems.append((line, column, text))
 
     def error(self) -> ConfigError:
-        return ConfigError([text for *_, text in sorted(self.problems, key=lambda p: p[:2])])
+        texts = [text for *_, text in sorted(self.problems, key=lambda p: p[:2])]
+        # Longest first, so a key that contains another is replaced whole.
+        for secret in sorted(self.secrets, key=len, reverse=True):
+            texts = [text.replace(secret, REDACTED) for text in texts]
+        return ConfigError(texts)
+
+    def collect_secrets(self, root: Node) -> None:
+        """The api_key values anywhere in the tree (bounded by the YAML node limits)."""
+        stack, seen = [root], set()
+        while stack:
+            node = stack.pop()
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            if isinstance(node, MappingNode):
+                for key_node, value_node in node.value:
+                    if (
+                        isinstance(key_node, ScalarNode)
+                        and key_node.value == "api_key"
+                        and isinstance(value_node, ScalarNode)
+                        and len(str(value_node.value).strip()) >= 4
+                    ):
+                        self.secrets.add(str(value_node.value).strip())
+                    stack.extend((key_node, value_node))
+            elif isinstance(node, SequenceNode):
+                stack.extend(node.value)
 
     def warning(self, node: Node | None, where: str, message: str) -> None:
         self.warnings.append(f"{self._position(node)}{where}: {message}")
@@ -160,12 +196,16 @@ class _Loader:
 
     def load(self, text: str) -> Config:
         try:
-            root = yaml.compose(text, Loader=yaml.SafeLoader)
+            root = compose(text)
+        except YAMLLimitError as exc:
+            mark = exc.problem_mark
+            where = f"{self.source}:{mark.line + 1}:{mark.column + 1}" if mark else self.source
+            raise ConfigError([f"{where}: YAML {exc.problem}"]) from None
         except yaml.MarkedYAMLError as exc:
             # str(exc) would quote the offending line, which may hold a key.
             mark = exc.problem_mark or exc.context_mark
             where = f"{self.source}:{mark.line + 1}:{mark.column + 1}" if mark else self.source
-            raise ConfigError([f"{where}: YAML syntax error: {_yaml_message(exc)}"]) from None
+            raise ConfigError([f"{where}: YAML syntax error: {yaml_message(exc)}"]) from None
         except yaml.reader.ReaderError as exc:
             line = text.count("\n", 0, exc.position) + 1
             column = exc.position - text.rfind("\n", 0, exc.position)
@@ -177,6 +217,8 @@ class _Loader:
             ) from None
         except yaml.YAMLError as exc:
             raise ConfigError([f"{self.source}: YAML error: {type(exc).__name__}"]) from None
+        if root is not None:
+            self.collect_secrets(root)
         if root is None or _is_null(root):
             raise ConfigError([f"{self.source}: config file is empty; it needs 'accounts:'"])
         if not isinstance(root, MappingNode):
@@ -304,7 +346,7 @@ class _Loader:
             )
 
         key = self.api_key(fields, where, node)
-        base_url = self.base_url(fields.get("base_url"), f"{where}.base_url")
+        base_url = self.base_url(fields.get("base_url"), f"{where}.base_url", provider)
         own_interval = self.duration(fields.get("interval"), f"{where}.interval")
         own_timeout = self.duration(fields.get("timeout"), f"{where}.timeout", minimum=0.001)
         own_staleness = self.duration(fields.get("max_staleness"), f"{where}.max_staleness")
@@ -374,7 +416,13 @@ class _Loader:
             if value is not None and not value.strip():
                 self.problem(fields["api_key"], f"{where}.api_key", "is empty")
                 return None
-            return None if value is None else (value.strip(), None)
+            if value is None:
+                return None
+            bad = _header_problem(value.strip())
+            if bad:
+                self.problem(fields["api_key"], f"{where}.api_key", bad)
+                return None
+            return value.strip(), None
         file_node = fields["api_key_file"]
         path_text = self.string(file_node, f"{where}.api_key_file", node)
         if path_text is None:
@@ -383,11 +431,9 @@ class _Loader:
         if not path.is_absolute():
             path = self.base_dir / path
         try:
-            value = path.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            self.problem(
-                file_node, f"{where}.api_key_file", f"cannot read {path}: {exc.strerror or exc}"
-            )
+            value = read_limited(path, MAX_KEY_FILE_BYTES).decode("utf-8").strip()
+        except FileReadError as exc:
+            self.problem(file_node, f"{where}.api_key_file", f"cannot read {path}: {exc}")
             return None
         except UnicodeDecodeError:
             self.problem(file_node, f"{where}.api_key_file", f"{path} is not UTF-8 text")
@@ -395,9 +441,15 @@ class _Loader:
         if not value:
             self.problem(file_node, f"{where}.api_key_file", f"{path} is empty")
             return None
+        if len(value) >= 4:
+            self.secrets.add(value)
+        bad = _header_problem(value)
+        if bad:
+            self.problem(file_node, f"{where}.api_key_file", f"the key in {path} {bad}")
+            return None
         return value, str(path)
 
-    def base_url(self, node: Node | None, where: str) -> str | None:
+    def base_url(self, node: Node | None, where: str, provider: str | None) -> str | None:
         text = self.string(node, where, None)
         if text is None:
             return None
@@ -405,6 +457,16 @@ class _Loader:
             # Before anything echoes the URL: credentials in a URL end up in logs.
             self.problem(node, where, "invalid URL: user or password in a URL is not allowed")
             return None
+        # Before urlsplit, which silently drops a TAB or newline that httpx then rejects.
+        for position, char in enumerate(text, 1):
+            if char.isspace() or unicodedata.category(char)[0] == "C":
+                self.problem(
+                    node,
+                    where,
+                    f"invalid URL: {_describe(char)} at position {position};"
+                    " a URL has no spaces or control characters",
+                )
+                return None
         try:
             parts = urlsplit(text)
         except ValueError as exc:
@@ -425,7 +487,15 @@ class _Loader:
             # Credentials in a URL end up in logs; keys belong in api_key.
             self.problem(node, where, "invalid URL: user or password in a URL is not allowed")
             return None
-        return text.rstrip("/")
+        base_url = text.rstrip("/")
+        if provider is not None:
+            # The URL the poller will request, checked by the client that will request it.
+            try:
+                httpx.URL(PROVIDERS[provider].url(base_url))
+            except (httpx.InvalidURL, ValueError) as exc:
+                self.problem(node, where, f"invalid URL {text!r}: {exc}")
+                return None
+        return base_url
 
     # --- scalars ------------------------------------------------------------------
 
@@ -512,21 +582,37 @@ class _Loader:
         return _ENV_REF.sub(substitute, str(node.value))
 
 
-def _yaml_message(exc: yaml.MarkedYAMLError) -> str:
-    """PyYAML's words without the anchor, alias and tag names it quotes (one may be a key).
+def _describe(char: str) -> str:
+    """U+200B (ZERO WIDTH SPACE): the character named, never shown."""
+    name = unicodedata.name(char, "") or _CONTROL_NAMES.get(ord(char), "a control character")
+    return f"U+{ord(char):04X} ({name})"
 
-    Kept: single characters ('\\t') and token names ('<block end>').
+
+_CONTROL_NAMES: Final = {
+    0x00: "NUL",
+    0x09: "TAB",
+    0x0A: "LINE FEED",
+    0x0D: "CARRIAGE RETURN",
+    0x1B: "ESCAPE",
+    0x7F: "DELETE",
+    0x85: "NEXT LINE",
+}
+
+
+def _header_problem(key: str) -> str | None:
+    """Why `key` cannot be sent in an HTTP header, or None; never quotes the key.
+
+    Header values are ASCII text (httpx encodes them as ASCII, h11 rejects control
+    characters); `strip()` keeps U+200B and the like, which a copy from a web page
+    brings along, and which would otherwise fail every poll instead of the load.
     """
-    context, start, end = exc.context, exc.context_mark, exc.problem_mark
-    if context and start and end and start.line != end.line:
-        context += f" at line {start.line + 1}"
-    text = ", ".join(part for part in (context, exc.problem) if part) or "invalid YAML"
-
-    def keep(match: re.Match[str]) -> str:
-        quoted = match.group(1)
-        return match.group(0) if quoted[1] == "<" or _YAML_ONE_CHAR.match(quoted) else ""
-
-    return _YAML_QUOTED.sub(keep, text)
+    for position, char in enumerate(key, 1):
+        if not " " <= char <= "~":
+            return (
+                f"contains {_describe(char)} at position {position}; an API key is printable"
+                " ASCII, so this is probably a copy-paste leftover: type the key again"
+            )
+    return None
 
 
 def _is_null(node: Node) -> bool:

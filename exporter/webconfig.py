@@ -39,6 +39,15 @@ from typing import Any, Final
 
 import bcrypt
 import yaml
+from yaml.nodes import Node
+
+from exporter.yamlsafe import (
+    MAX_CONFIG_BYTES,
+    FileReadError,
+    LimitedLoader,
+    read_limited,
+    yaml_message,
+)
 
 _TLS_VERSIONS: Final = {
     "TLS10": ssl.TLSVersion.TLSv1,
@@ -180,8 +189,28 @@ def _cache_token(*parts: bytes) -> bytes:
 # --- loading and validation -----------------------------------------------------------
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """safe_load that rejects duplicate keys (Go's yaml.UnmarshalStrict does too)."""
+class _StrictLoader(LimitedLoader):
+    """safe_load that rejects duplicate keys (Go's yaml.UnmarshalStrict does too).
+
+    Within the depth and alias limits of LimitedLoader, and with a position for
+    values PyYAML's constructors reject with a bare ValueError (`2001-02-30` as a
+    timestamp, an integer of more digits than Python converts).
+    """
+
+    def construct_object(self, node: Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, OverflowError) as exc:
+            if isinstance(exc, yaml.YAMLError):
+                raise
+            kind = node.tag.rsplit(":", 1)[-1]
+            raise yaml.constructor.ConstructorError(
+                None, None, f"invalid {kind} value", node.start_mark
+            ) from None
+
+
+class _DuplicateKey(yaml.constructor.ConstructorError):
+    """Our own message: it quotes a key (a section or a user name), never a value."""
 
 
 def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
@@ -196,9 +225,7 @@ def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[An
         except TypeError:
             continue  # unhashable; construct_mapping reports it
         if duplicate:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
-            )
+            raise _DuplicateKey(None, None, f"duplicate key {key!r}", key_node.start_mark)
     return loader.construct_mapping(node)
 
 
@@ -208,17 +235,24 @@ _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _c
 def load_web_config(path: str | Path) -> WebConfig:
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise WebConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+        text = read_limited(path, MAX_CONFIG_BYTES).decode("utf-8")
+    except FileReadError as exc:
+        raise WebConfigError(f"cannot read {path}: {exc}") from None
     except UnicodeDecodeError as exc:
         raise WebConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    return parse_web_config_text(text, path)
+
+
+def parse_web_config_text(text: str, path: Path) -> WebConfig:
+    """Decode and validate web config text; `path` names it and anchors relative paths."""
     try:
         data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
+        mark = exc.problem_mark or exc.context_mark
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        raise WebConfigError(f"{where}: invalid YAML: {exc.problem}") from None
+        # PyYAML's own messages quote what they found, which may be a hash or password.
+        message = exc.problem if isinstance(exc, _DuplicateKey) else yaml_message(exc)
+        raise WebConfigError(f"{where}: invalid YAML: {message}") from None
     except yaml.YAMLError as exc:
         raise WebConfigError(f"{path}: invalid YAML: {type(exc).__name__}") from None
     return parse_web_config({} if data is None else data, base_dir=path.resolve().parent)
@@ -452,9 +486,10 @@ def _no_passphrase() -> bytes:
 
 def _read_pem(key: str, path: Path, marker: bytes, what: str, problems: list[str]) -> bytes | None:
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        problems.append(f"tls_server_config.{key}: cannot read {path}: {exc.strerror or exc}")
+        # Bounded and non-blocking like every file a reload reads (a FIFO, /dev/zero).
+        data = read_limited(path, MAX_CONFIG_BYTES)
+    except FileReadError as exc:
+        problems.append(f"tls_server_config.{key}: cannot read {path}: {exc}")
         return None
     if marker not in data:
         problems.append(f"tls_server_config.{key}: no PEM {what} in {path}")

@@ -573,3 +573,131 @@ async def test_an_echoed_api_key_never_reaches_the_page_or_the_metrics(
             'saas_quota_poll_errors_total{account="echo",provider="tornado",reason="auth"} 1.0'
             in (metrics)
         )
+
+
+# --- reload: one path for every failure, a budget, coalescing -----------------------
+
+
+async def test_any_exception_from_a_load_fails_the_reload_as_a_whole(
+    tmp_path: Path, clock: FakeClock, sim: VendorSimulator
+) -> None:
+    path = write_config(tmp_path / "config.yml", keep(sim))
+    failures: list[Exception] = [RecursionError("maximum recursion depth exceeded"), OSError(5)]
+
+    def failing_load() -> Config:
+        raise failures.pop(0)
+
+    exporter = make_exporter(path, clock, load=failing_load)
+    async with running(exporter, load_config(path)) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=15) as client:
+            answer = await client.post("/-/reload")
+            assert (answer.status_code, answer.text) == (
+                500,
+                "failed to reload config: the config is nested too deeply to read\n",
+            )
+            answer = await client.post("/-/reload")
+            assert answer.status_code == 500
+            assert answer.text.startswith("failed to reload config: unexpected OSError")
+        assert sample(url, "saas_quota_config_last_reload_successful") == 0
+        assert sample(url, "saas_quota_up", **KEEP) is not None
+
+
+async def test_a_reload_over_its_budget_fails_and_no_second_load_piles_up(
+    tmp_path: Path, clock: FakeClock, sim: VendorSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(app_module, "RELOAD_TIMEOUT_SECONDS", 0.5)
+    release = threading.Event()
+    calls: list[int] = []
+    path = write_config(tmp_path / "config.yml", keep(sim))
+
+    def stalling_load() -> Config:
+        calls.append(1)
+        release.wait(20)
+        return load_config(path)
+
+    exporter = make_exporter(path, clock, load=stalling_load)
+    async with running(exporter, load_config(path)) as url:
+        try:
+            async with httpx.AsyncClient(base_url=url, timeout=15) as client:
+                answer = await client.post("/-/reload")
+                assert (answer.status_code, answer.text) == (
+                    500,
+                    "failed to reload config: reading the config took longer than 0.5s;"
+                    " a file may be on a hung filesystem\n",
+                )
+                assert sample(url, "saas_quota_config_last_reload_successful") == 0
+                # The stuck load still runs: another is refused rather than started.
+                answer = await client.post("/-/reload")
+                assert answer.status_code == 500
+                assert "the previous reload is still reading files" in answer.text
+                assert len(calls) == 1
+                assert (await client.get("/metrics")).status_code == 200
+        finally:
+            release.set()
+        # Once it has ended, reloads work again.
+        await eventually(lambda: not any(t.name == "config-reload" for t in threading.enumerate()))
+        monkeypatch.setattr(app_module, "RELOAD_TIMEOUT_SECONDS", 10.0)
+        assert await exporter.reload() is None
+        assert sample(url, "saas_quota_config_last_reload_successful") == 1
+
+
+async def test_a_sighup_storm_runs_one_reload_and_queues_one(
+    tmp_path: Path, clock: FakeClock, sim: VendorSimulator
+) -> None:
+    entered = threading.Event()
+    release = threading.Event()
+    calls: list[int] = []
+    path = write_config(tmp_path / "config.yml", keep(sim))
+
+    def stalling_load() -> Config:
+        calls.append(1)
+        entered.set()
+        release.wait(20)
+        return load_config(path)
+
+    exporter = make_exporter(path, clock, load=stalling_load)
+    async with running(exporter, load_config(path)) as url:
+        try:
+            os.kill(os.getpid(), signal.SIGHUP)
+            await asyncio.to_thread(entered.wait, 10)
+            for _ in range(300):
+                os.kill(os.getpid(), signal.SIGHUP)
+                await asyncio.sleep(0)
+            await asyncio.sleep(0.2)
+            assert len(calls) == 1, "one running"
+        finally:
+            release.set()
+        await eventually(lambda: len(calls) == 2 and not exporter._reload_tasks)
+        await asyncio.sleep(0.3)
+        assert len(calls) == 2, "and one queued behind it, not 300"
+        assert sample(url, "saas_quota_config_last_reload_successful") == 1
+
+
+async def test_sigterm_ends_run_while_a_load_hangs(
+    tmp_path: Path, clock: FakeClock, sim: VendorSimulator
+) -> None:
+    entered = threading.Event()
+    never = threading.Event()
+    path = write_config(tmp_path / "config.yml", keep(sim))
+
+    def hanging_load() -> Config:
+        entered.set()
+        never.wait(30)
+        return load_config(path)
+
+    exporter = make_exporter(path, clock, load=hanging_load)
+    stop = asyncio.Event()
+    task = asyncio.create_task(exporter.run(load_config(path), stop))
+    try:
+        await asyncio.wait_for(exporter.started.wait(), 10)
+        os.kill(os.getpid(), signal.SIGHUP)
+        await asyncio.to_thread(entered.wait, 10)
+        os.kill(os.getpid(), signal.SIGTERM)
+        await asyncio.wait_for(asyncio.shield(task), 10)
+        hung = [t for t in threading.enumerate() if t.name == "config-reload"]
+        assert hung, "the load is still hanging"
+        assert all(t.daemon for t in hung), "and cannot keep the process from exiting"
+    finally:
+        never.set()
+        stop.set()
+        await asyncio.wait_for(task, 10)

@@ -8,10 +8,14 @@ message which echoes one is caught wherever it appears.
 from __future__ import annotations
 
 import dataclasses
+import os
+import re
 import textwrap
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from exporter.config import AccountConfig, Config, ConfigError, load_config, parse_config
 from exporter.providers import PROVIDERS
@@ -778,7 +782,8 @@ BAD = [
             " No such file or directory",
             f"{SOURCE}:3:51: accounts[1].api_key_file: {DIR}/empty.key is empty",
             f"{SOURCE}:4:51: accounts[2].api_key_file: {DIR}/blank.key is empty",
-            f"{SOURCE}:5:51: accounts[3].api_key_file: cannot read {DIR}/keys: Is a directory",
+            f"{SOURCE}:5:51: accounts[3].api_key_file: cannot read {DIR}/keys: is a directory,"
+            " not a regular file",
             f"{SOURCE}:6:50: accounts[4].api_key_file: is empty",
         ],
         id="missing, empty or unreadable key file",
@@ -1115,3 +1120,298 @@ def test_vertaaux_sandbox_key_is_accepted_with_a_warning_that_does_not_quote_it(
         " live usage",
     )
     assert key not in "".join(config.warnings)
+
+
+# --- what can only fail later is caught at load -------------------------------------
+
+
+def one_account(extra: str, key: str = KEY) -> str:
+    return f'accounts:\n  - {{provider: pictory, account: a, api_key: "{key}"{extra}}}\n'
+
+
+@pytest.mark.parametrize(
+    ("key", "described"),
+    [
+        (f"{KEY[:11]}\u200b{KEY[11:]}", "U+200B (ZERO WIDTH SPACE) at position 12"),
+        (f"\ufeff{KEY}", "U+FEFF (ZERO WIDTH NO-BREAK SPACE) at position 1"),
+        (f"{KEY[:5]}\u00e9{KEY[5:]}", "U+00E9 (LATIN SMALL LETTER E WITH ACUTE) at position 6"),
+        (f"{KEY[:3]}\\t{KEY[3:]}", "U+0009 (TAB) at position 4"),
+        (f"{KEY[:3]}\\n{KEY[3:]}", "U+000A (LINE FEED) at position 4"),
+        (f"{KEY[:3]}\\x7f{KEY[3:]}", "U+007F (DELETE) at position 4"),
+    ],
+)
+def test_a_key_that_is_not_header_text_is_a_config_error_that_never_quotes_it(
+    tmp_path: Path, key: str, described: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse(one_account("", key), tmp_path)
+    (problem,) = info.value.problems
+    assert problem.startswith(f"{SOURCE}:2:46: accounts[0].api_key: contains {described};")
+    assert_no_secret(problem)
+    assert KEY[:8] not in problem
+    assert KEY[-8:] not in problem
+
+
+def test_a_key_file_with_an_invisible_character_is_a_config_error(tmp_path: Path) -> None:
+    text = "accounts:\n  - {provider: pictory, account: a, api_key_file: k.key}\n"
+    with pytest.raises(ConfigError) as info:
+        parse(text, tmp_path, files={"k.key": f"{FILE_KEY}\u200b\n"})
+    (problem,) = info.value.problems
+    assert "accounts[0].api_key_file: the key in" in problem
+    assert f"U+200B (ZERO WIDTH SPACE) at position {len(FILE_KEY) + 1};" in problem
+    assert_no_secret(problem)
+
+
+@pytest.mark.parametrize(
+    ("base_url", "message"),
+    [
+        # urlsplit drops a TAB or newline silently; httpx rejects the URL at poll time.
+        ("http://ex\\tample.com", "invalid URL: U+0009 (TAB) at position 10"),
+        ("http://example.com\\n/x", "invalid URL: U+000A (LINE FEED) at position 19"),
+        ("http://exa mple.com", "invalid URL: U+0020 (SPACE) at position 11"),
+        ("http://\u200bexample.com", "invalid URL: U+200B (ZERO WIDTH SPACE) at position 8"),
+        ("http://\u00a0example.com", "invalid URL: U+00A0 (NO-BREAK SPACE) at position 8"),
+        ("http://[::1]:99999", "invalid URL 'http://[::1]:99999': the port must be a number"),
+    ],
+)
+def test_a_base_url_httpx_would_reject_is_a_config_error(
+    tmp_path: Path, base_url: str, message: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse(one_account(f', base_url: "{base_url}"'), tmp_path)
+    (problem,) = info.value.problems
+    assert "accounts[0].base_url: " + message in problem
+    assert_no_secret(problem)
+
+
+def test_every_accepted_base_url_is_one_httpx_takes(tmp_path: Path) -> None:
+    import httpx
+
+    # An invalid IDNA label passes urlsplit; httpx refuses it: caught with the reason.
+    with pytest.raises(ConfigError) as info:
+        parse(one_account(', base_url: "http://\u2603.example"'), tmp_path)
+    (problem,) = info.value.problems
+    assert "accounts[0].base_url: invalid URL 'http://\u2603.example': Invalid IDNA" in problem
+    config = parse(one_account(', base_url: "http://bücher.example/api"'), tmp_path)
+    httpx.URL(config.accounts[0].url)
+
+
+# --- bounded reading: limits on YAML and on every file a load reads ---------------------
+
+
+def test_yaml_nested_thousands_deep_is_a_config_error_with_a_position(tmp_path: Path) -> None:
+    for text in (
+        "accounts: " + "[" * 5000,
+        "accounts:\n" + "".join(" " * i + "- \n" for i in range(0, 2000, 1)),
+        "a: " + "{b: " * 3000,
+    ):
+        with pytest.raises(ConfigError) as info:
+            parse(text, tmp_path)
+        (problem,) = info.value.problems
+        assert problem.startswith(f"{SOURCE}:")
+        assert ": YAML nested deeper than 64 levels" in problem, problem
+
+
+def test_a_yaml_alias_bomb_is_a_config_error(tmp_path: Path) -> None:
+    lines = ['a0: &a0 ["lol"]']
+    for level in range(1, 10):
+        previous = f"*a{level - 1}"
+        lines.append(f"a{level}: &a{level} [{', '.join([previous] * 9)}]")
+    lines.append("accounts: *a9")
+    with pytest.raises(ConfigError) as info:
+        parse("\n".join(lines) + "\n", tmp_path)
+    (problem,) = info.value.problems
+    # 81 aliases, each level nine times the last: 9**9 nodes if anything walked it.
+    assert problem.startswith(f"{SOURCE}:6:")
+    assert problem.endswith(": YAML aliases expand it to more than 100000 nodes")
+
+
+def test_more_than_100_aliases_is_a_config_error(tmp_path: Path) -> None:
+    text = "x: &x 1\ny: [" + ", ".join(["*x"] * 101) + "]\n"
+    with pytest.raises(ConfigError) as info:
+        parse(text, tmp_path)
+    assert info.value.problems == (
+        f"{SOURCE}:2:405: YAML more than 100 aliases (*name); write the values out",
+    )
+
+
+def test_a_few_aliases_are_still_fine(tmp_path: Path) -> None:
+    text = """
+        global: &g {interval: 10m}
+        accounts:
+          - &acct {provider: pictory, account: a, api_key: KEY}
+          - {provider: tornado, account: b, api_key: KEY}
+        """.replace("KEY", KEY)
+    assert len(parse(text, tmp_path).accounts) == 2
+
+
+def key_file_config(tmp_path: Path, key_path: Path | str) -> Path:
+    config = tmp_path / "exporter.yml"
+    config.write_text(
+        f"accounts:\n  - {{provider: pictory, account: a, api_key_file: '{key_path}'}}\n"
+    )
+    return config
+
+
+def test_a_key_file_that_is_a_fifo_fails_at_once_instead_of_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "key.fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(ConfigError) as info:
+        load_config(key_file_config(tmp_path, fifo), environ={})
+    assert info.value.problems[0].endswith(
+        f"accounts[0].api_key_file: cannot read {fifo}: is a FIFO (named pipe), not a regular file"
+    )
+
+
+def test_a_key_file_that_is_a_device_or_huge_is_refused_without_reading_it(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(key_file_config(tmp_path, "/dev/zero"), environ={})
+    assert info.value.problems[0].endswith(
+        "cannot read /dev/zero: is a character device, not a regular file"
+    )
+    huge = tmp_path / "huge.key"
+    with huge.open("wb") as f:
+        f.truncate(512 * 1024 * 1024)  # sparse: no disk used
+    with pytest.raises(ConfigError) as info:
+        load_config(key_file_config(tmp_path, huge), environ={})
+    assert info.value.problems[0].endswith(
+        f"cannot read {huge}: is 536870912 bytes; the limit is 64 KiB"
+    )
+
+
+def test_the_config_file_itself_is_bounded_and_must_be_a_regular_file(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo.yml"
+    os.mkfifo(fifo)
+    with pytest.raises(ConfigError) as info:
+        load_config(fifo, environ={})
+    assert info.value.problems == (
+        f"{fifo}: cannot read config file: is a FIFO (named pipe), not a regular file",
+    )
+    huge = tmp_path / "huge.yml"
+    with huge.open("wb") as f:
+        f.truncate(2 * 1024 * 1024)
+    with pytest.raises(ConfigError) as info:
+        load_config(huge, environ={})
+    assert info.value.problems == (
+        f"{huge}: cannot read config file: is 2097152 bytes; the limit is 1 MiB",
+    )
+
+
+# --- properties: any text is a Config or a ConfigError, never another exception -------
+
+
+FUZZ_KEY = "sk_FUZZ_0a1b2c3d4e5f_KEY"
+_ODD = st.sampled_from(
+    ["\t", "\n", "\u200b", "\ufeff", "\x00", "\x85", "\u2028", "\ud7ff", "\U0001f600", "é"]
+)
+_LEAF = st.one_of(
+    st.text(max_size=12),
+    st.text(alphabet=_ODD, max_size=4),
+    st.sampled_from(
+        [
+            "",
+            "~",
+            "null",
+            "5m",
+            "0s",
+            "1e400",
+            "-1",
+            "yes",
+            "[]",
+            "{}",
+            "*a",
+            "&a x",
+            "${HOME}",
+            "$$",
+            "!!binary AAA",
+            "http://\t.com",
+            "http://[::1",
+            "2001-02-30",
+            "1" * 5000,
+            "pictory",
+            "tornado",
+            FUZZ_KEY,
+        ]
+    ),
+)
+_FIELDS = (
+    "provider",
+    "account",
+    "api_key",
+    "api_key_file",
+    "base_url",
+    "interval",
+    "timeout",
+    "max_staleness",
+    "bogus",
+)
+
+
+@st.composite
+def config_texts(draw: st.DrawFn) -> str:
+    """YAML built from a valid config with mutated leaves, nesting, anchors, tabs."""
+    lines = ["global:"]
+    if draw(st.booleans()):
+        lines.append(f"  interval: {draw(st.sampled_from(['5m', '10s', '1h']))}")
+    lines.append("accounts:")
+    for index in range(draw(st.integers(0, 3))):
+        anchor = f" &acc{index}" if draw(st.booleans()) else ""
+        lines.append(f"  -{anchor}")
+        for name in draw(st.lists(st.sampled_from(_FIELDS), min_size=1, max_size=5)):
+            value = draw(_LEAF)
+            style = draw(st.sampled_from(["plain", "double", "single", "flow"]))
+            if style == "double":
+                value = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            elif style == "single":
+                value = "'" + value.replace("'", "''") + "'"
+            elif style == "flow":
+                value = "[" + value + "]"
+            lines.append(f"    {name}: {value}")
+        lines.append(f"    api_key: {FUZZ_KEY}")
+    if draw(st.booleans()):
+        lines.append("  - *acc0")
+    if draw(st.booleans()):
+        depth = draw(st.integers(1, 400))
+        lines.append("  - " + "[" * depth + "]" * draw(st.integers(0, depth)))
+    text = "\n".join(lines) + "\n"
+    if draw(st.booleans()):
+        position = draw(st.integers(0, len(text)))
+        text = (
+            text[:position] + draw(st.text(alphabet=_ODD, min_size=1, max_size=3)) + text[position:]
+        )
+    return text
+
+
+def _check_outcome(text: str, tmp_path: Path) -> None:
+    problems: tuple[str, ...] = ()
+    try:
+        parse_config(text, source=SOURCE, environ={"HOME": "/root"}, base_dir=tmp_path)
+    except ConfigError as exc:
+        problems = exc.problems or ("<no problems listed>",)
+    if problems:
+        for problem in problems:
+            # file:line:col, or the file alone for a file-wide problem (it is empty).
+            positioned = re.match(rf"{re.escape(SOURCE)}:\d+:\d+: ", problem)
+            assert positioned or problem.startswith(f"{SOURCE}: config file is empty"), problem
+            assert FUZZ_KEY not in problem, problem
+
+
+_FAST = settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+@_FAST
+@given(st.text(max_size=300))
+def test_any_text_is_a_config_or_a_config_error(tmp_path: Path, text: str) -> None:
+    _check_outcome(text, tmp_path)
+
+
+@_FAST
+@given(config_texts())
+def test_any_mutated_config_is_a_config_or_a_positioned_error_without_the_key(
+    tmp_path: Path, text: str
+) -> None:
+    _check_outcome(text, tmp_path)

@@ -7,9 +7,11 @@ api_key_file is read again so keys rotate without a restart.
 
 from __future__ import annotations
 
+import os
 import signal
+import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -32,10 +34,10 @@ def sample(proc: ExporterProcess, name: str, **labels: str) -> float | None:
     return metrics(proc).get((name, frozenset(labels.items())))
 
 
-def post(proc: ExporterProcess, path: str) -> tuple[int, str]:
+def post(proc: ExporterProcess, path: str, timeout: float = 35) -> tuple[int, str]:
     request = urllib.request.Request(proc.url + path, method="POST", data=b"")
     try:
-        with urllib.request.urlopen(request, timeout=35) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             return int(response.status), response.read().decode()
     except urllib.error.HTTPError as exc:
         return int(exc.code), exc.read().decode()
@@ -156,3 +158,99 @@ def test_an_inflight_poll_of_a_removed_account_is_cancelled(
         assert sim.wait_for_hang_up("piloterr_reload_key_02", timeout=5)
     finally:
         assert proc.stop() == 0
+
+
+# --- reload failure modes: each fails the reload as a whole, promptly -----------------
+
+
+def _alias_bomb(key: str) -> str:
+    lines = ['a0: &a0 ["lol"]']
+    lines += [f"a{n}: &a{n} [{', '.join([f'*a{n - 1}'] * 9)}]" for n in range(1, 10)]
+    return "\n".join(lines) + f"\n{key}: *a9\n"
+
+
+def _sparse(path: Path, size: int) -> Path:
+    with path.open("wb") as f:
+        f.truncate(size)
+    return path
+
+
+def _fifo(path: Path) -> Path:
+    path.unlink(missing_ok=True)
+    os.mkfifo(path)
+    return path
+
+
+FAILURES: dict[str, tuple[Callable[[Path], object], str]] = {
+    # name: (what to do to the files, text the answer must contain)
+    "nested thousands deep": (
+        lambda d: (d / "config.yml").write_text("accounts: " + "[" * 5000 + "\n"),
+        "YAML nested deeper than 64 levels",
+    ),
+    "alias bomb in the config": (
+        lambda d: (d / "config.yml").write_text(_alias_bomb("accounts")),
+        "YAML aliases expand it to more than 100000 nodes",
+    ),
+    "alias bomb in the web config": (
+        lambda d: (d / "web.yml").write_text(
+            _alias_bomb("x") + "tls_server_config:\n  client_auth_type: *a9\n"
+        ),
+        "invalid YAML: aliases expand it to more than 100000 nodes",
+    ),
+    "api_key_file is a FIFO": (
+        lambda d: _fifo(d / "key.fifo"),
+        "is a FIFO (named pipe), not a regular file",
+    ),
+    "api_key_file is /dev/zero": (
+        lambda d: (d / "key.dev").symlink_to("/dev/zero"),
+        "is a character device, not a regular file",
+    ),
+    "api_key_file is huge": (
+        lambda d: _sparse(d / "key.huge", 1 << 30),
+        "is 1073741824 bytes; the limit is 64 KiB",
+    ),
+    "config file is huge": (
+        lambda d: _sparse(d / "config.yml", 8 << 20),
+        "is 8388608 bytes; the limit is 1 MiB",
+    ),
+    "web config is a FIFO": (
+        lambda d: _fifo(d / "web.yml"),
+        "is a FIFO (named pipe), not a regular file",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(FAILURES))
+def test_a_reload_that_cannot_succeed_fails_cleanly(
+    sim: VendorSimulator, tmp_path: Path, case: str
+) -> None:
+    config = tmp_path / "config.yml"
+    web = tmp_path / "web.yml"
+    web.write_text("{}\n")
+    head = "global:\n  interval: 60s\n  timeout: 2s\naccounts:\n"
+    pictory = account(sim, "pictory", "keep", "api_key: pictai_reload_key_01")
+    config.write_text(head + pictory)
+    args = ["--config.file", str(config), "--web.config.file", str(web)]
+    with ExporterProcess(args, tmp_path / "log") as proc:
+        keep = {"provider": "pictory", "account": "keep"}
+        assert sample(proc, "saas_quota_up", **keep) == 1
+        change, expected = FAILURES[case]
+        change(tmp_path)
+        if case.startswith("api_key_file"):
+            name = {"FIFO": "key.fifo", "/dev/zero": "key.dev", "huge": "key.huge"}[
+                case.rsplit(" ", 1)[-1]
+            ]
+            piloterr = account(sim, "piloterr", "added", f"api_key_file: {tmp_path / name}")
+            config.write_text(head + pictory + piloterr)
+        status, body = post(proc, "/-/reload", timeout=15)
+        assert status == 500, body
+        assert body.startswith("failed to reload config: ")
+        assert expected in body
+        assert sample(proc, "saas_quota_config_last_reload_successful") == 0
+        assert sample(proc, "saas_quota_up", **keep) == 1, "the running config is kept"
+        assert "config reload failed" in proc.logs()
+        assert proc.proc is not None
+        assert proc.proc.poll() is None
+        # And SIGTERM still stops it, at once and cleanly.
+        proc.proc.send_signal(signal.SIGTERM)
+        assert proc.proc.wait(15) == 0

@@ -8,12 +8,15 @@ exact problems it must produce (which name the key and the file, never a secret)
 from __future__ import annotations
 
 import base64
+import re
 import ssl
 from collections.abc import Callable
 from pathlib import Path
 
 import bcrypt
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from exporter import webconfig
 from exporter.webconfig import WebConfig, WebConfigError, load_web_config
@@ -369,7 +372,7 @@ BAD_CONFIGS: list[tuple[str, str, tuple[str, ...]]] = [
     (
         "cert_file is a directory",
         "tls_server_config:\n  cert_file: pki\n  key_file: pki/server.key\n",
-        ("tls_server_config.cert_file: cannot read {dir}/pki: Is a directory",),
+        ("tls_server_config.cert_file: cannot read {dir}/pki: is a directory, not a regular file",),
     ),
     (
         "key_file holds a certificate",
@@ -409,7 +412,10 @@ BAD_CONFIGS: list[tuple[str, str, tuple[str, ...]]] = [
     (
         "YAML syntax error",
         "tls_server_config:\n  cert_file: [a\nbasic_auth_users:\n",
-        ("{dir}/web.yml:3:17: invalid YAML: expected ',' or ']', but got ':'",),
+        (
+            "{dir}/web.yml:3:17: invalid YAML: while parsing a flow sequence at line 2,"
+            " expected ',' or ']', but got ':'",
+        ),
     ),
     (
         "YAML indentation error",
@@ -624,3 +630,118 @@ def test_no_users_means_no_authentication() -> None:
     config = WebConfig()
     assert config.authorized(None)
     assert config.authorized("Bearer anything")
+
+
+# --- properties: any text is a WebConfig or a WebConfigError, never another exception --
+
+FUZZ_SECRET = "pw_FUZZ_secret_9z8y7x6w"
+_ODD = st.sampled_from(["\t", "\n", "\u200b", "\ufeff", "\x00", "\u2028", "\U0001f600", ":"])
+_LEAF = st.one_of(
+    st.text(max_size=10),
+    st.sampled_from(
+        [
+            "",
+            "~",
+            "[]",
+            "{}",
+            "yes",
+            "1e400",
+            "2001-02-30",
+            "2001-13-01 25:61:61",
+            "1" * 5000,
+            "!!binary @@@",
+            "!!int x",
+            "*a",
+            "TLS12",
+            "TLS99",
+            "NoClientCert",
+            "RequestClientCert",
+            "pki/server.crt",
+            "/dev/zero",
+            "/nonexistent",
+            HASH,
+        ]
+    ),
+)
+_KEYS = {
+    "tls_server_config": [
+        "cert_file",
+        "key_file",
+        "client_auth_type",
+        "client_ca_file",
+        "min_version",
+        "max_version",
+        "prefer_server_cipher_suites",
+        "cipher_suites",
+        "cert",
+        "bogus",
+    ],
+    "basic_auth_users": ["alice", "bob:x", "", "carol"],
+    "http_server_config": ["http2", "headers", "bogus"],
+    "rate_limit": ["interval"],
+    "bogus": ["x"],
+}
+_KEY_POSITION = re.compile(
+    r"^(tls_server_config|basic_auth_users|http_server_config|rate_limit"
+    r"|unknown key |the web config must be )"
+)
+
+
+@st.composite
+def web_config_texts(draw: st.DrawFn) -> str:
+    lines: list[str] = []
+    for section in draw(st.lists(st.sampled_from(list(_KEYS)), max_size=4)):
+        anchor = " &sec" if draw(st.booleans()) else ""
+        lines.append(f"{section}:{anchor}")
+        for key in draw(st.lists(st.sampled_from(_KEYS[section]), max_size=4)):
+            value = (
+                FUZZ_SECRET
+                if section == "basic_auth_users" and draw(st.booleans())
+                else (draw(_LEAF))
+            )
+            if draw(st.booleans()):
+                value = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            lines.append(f"  {key}: {value}")
+    if draw(st.booleans()):
+        depth = draw(st.integers(1, 300))
+        lines.append("x: " + "[" * depth + "]" * draw(st.integers(0, depth)))
+    if draw(st.booleans()):
+        lines.append("y: *sec")
+    text = "\n".join(lines) + "\n"
+    if draw(st.booleans()):
+        at = draw(st.integers(0, len(text)))
+        text = text[:at] + draw(st.text(alphabet=_ODD, min_size=1, max_size=3)) + text[at:]
+    return text
+
+
+def _check_web_outcome(text: str, directory: Path) -> None:
+    path = directory / "web.yml"
+    problems: tuple[str, ...] = ()
+    try:
+        webconfig.parse_web_config_text(text, path)
+    except WebConfigError as exc:
+        problems = exc.problems or ("<no problems listed>",)
+    for problem in problems:
+        # file:line:col for YAML problems, the key for everything after decoding.
+        assert problem.startswith(f"{path}:") or _KEY_POSITION.match(problem), problem
+        assert FUZZ_SECRET not in problem, problem
+        assert HASH not in problem, problem
+
+
+_FAST = settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+@_FAST
+@given(st.text(max_size=300))
+def test_any_text_is_a_web_config_or_a_web_config_error(pki_dir: Path, text: str) -> None:
+    _check_web_outcome(text, pki_dir)
+
+
+@_FAST
+@given(web_config_texts())
+def test_any_mutated_web_config_is_accepted_or_a_positioned_error_without_secrets(
+    pki: PKI, pki_dir: Path, text: str
+) -> None:
+    _check_web_outcome(text, pki_dir)
