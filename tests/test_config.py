@@ -799,8 +799,12 @@ BAD = [
         [
             f"{SOURCE}:4:14: accounts[0].api_key: environment variable PICTORY_API_KEY is not set",
             f"{SOURCE}:5:15: accounts[0].base_url: environment variable PROXY_HOST is not set",
-            f"{SOURCE}:8:14: accounts[1].api_key: invalid environment variable reference ${{}}",
-            f"{SOURCE}:8:14: accounts[1].api_key: invalid environment variable reference ${{1BAD}}",
+            f"{SOURCE}:8:14: accounts[1].api_key: empty environment variable reference ${{}}:"
+            " put a variable name inside",
+            # Not echoed: what is inside a bad ${...} in api_key may be the key.
+            f"{SOURCE}:8:14: accounts[1].api_key: invalid environment variable reference"
+            " ${...}; did you paste the key itself inside ${...}? write"
+            " `api_key: ${ENV_VAR_NAME}` or the key without ${}",
         ],
         id="unset or malformed environment variables are named",
     ),

@@ -19,7 +19,7 @@ import pytest
 import structlog
 
 from exporter.log import LEVELS, configure, get_logger, scrub_secrets
-from exporter.redaction import REDACTOR, Secret
+from exporter.redaction import REDACTOR, Redactor, Secret
 
 KEY = "sk_live_4f2a9c7e1b"
 # structlog's iso/utc TimeStamper: isoformat() with +00:00 spelled Z (no fraction
@@ -31,7 +31,7 @@ TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?Z")
 def _isolated(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     saved = structlog.get_config()
     # A clean key set for this test; monkeypatch restores the real one afterwards.
-    monkeypatch.setattr(REDACTOR, "_secrets", frozenset())
+    monkeypatch.setattr(REDACTOR, "_index", Redactor()._index)
     structlog.contextvars.clear_contextvars()
     yield
     structlog.contextvars.clear_contextvars()

@@ -85,7 +85,8 @@ def test_scrub_with_nothing_registered_returns_text_unchanged() -> None:
         (f'{{"message": "invalid key {KEY}"}}', '{"message": "invalid key <redacted>"}'),
         (f"<html>key={KEY} failed</html>", "<html>key=<redacted> failed</html>"),
         (f"Authorization: Bearer {KEY}", "Authorization: Bearer <redacted>"),
-        (f"{KEY}{KEY} and again {KEY}", "<redacted><redacted> and again <redacted>"),
+        # Back to back is one run of key characters: one marker.
+        (f"{KEY}{KEY} and again {KEY}", "<redacted> and again <redacted>"),
         ("nothing secret here", "nothing secret here"),
     ],
 )
@@ -95,11 +96,12 @@ def test_scrub_replaces_every_occurrence_of_a_registered_key(text: str, expected
     assert redactor.scrub(text) == expected
 
 
-def test_scrub_leaves_a_part_of_the_key_alone() -> None:
-    # Only the whole key is a secret; its prefix alone is ordinary text.
+def test_scrub_leaves_seven_characters_of_a_key_alone_and_takes_eight() -> None:
+    # The rule: 8 characters of a key are a fragment worth hiding, 7 identify nothing.
     redactor = Redactor()
     redactor.register(KEY)
-    assert redactor.scrub("keys start with sk_live_") == "keys start with sk_live_"
+    assert redactor.scrub("keys start with sk_live") == "keys start with sk_live"
+    assert redactor.scrub("keys start with sk_live_") == "keys start with <redacted>"
 
 
 @pytest.mark.parametrize("short", ["", "a", "abcd", "abcde"])
