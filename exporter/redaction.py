@@ -17,7 +17,8 @@ key in any of these forms, nor a whole registered key of 6 or 7 characters:
 * escaped, with any mix of escaped and plain characters: JSON and Python string
   escapes (`\\/`, `\\"`, `\\n`, `\\uXXXX` with surrogate pairs, `\\xXX`), HTML
   character references (`&#47;`, `&#x2F;`, `&sol;`), percent-encoding (`%2F`, and `+`
-  for a space as in a form body), and percent-encoding inside JSON or HTML escapes;
+  for a space as in a form body), escapes two levels deep (a JSON error quoted in
+  another JSON document), and percent-encoding inside escapes;
 * base64, standard and URL-safe alphabets, with or without padding, at each of the
   3 byte alignments, so a key inside a longer blob (`Basic base64(user:key)`) or
   wrapped over several lines is still found;
@@ -87,6 +88,7 @@ _SIMPLE_ESCAPES: Final = {
     "r": "\r",
     "t": "\t",
 }
+_ESCAPE_LEVELS: Final = 2
 _PERCENT: Final = re.compile(r"%([0-9a-fA-F]{2})")
 # Form encoding (quote_plus): `+` is a space, `%2B` a plus.
 _PERCENT_PLUS: Final = re.compile(r"%([0-9a-fA-F]{2})|\+")
@@ -193,16 +195,15 @@ def _fold(text: str) -> tuple[str, _Map | None]:
     return "".join(out), _Map(tuple(starts), tuple(pieces))
 
 
-def _normal(text: str) -> tuple[str, tuple[_Map, ...]]:
-    """Whitespace and invisible separators dropped, case folded."""
-    maps: list[_Map] = []
+def _joined(text: str, maps: tuple[_Map, ...]) -> tuple[str, tuple[_Map, ...]]:
+    """Whitespace and invisible separators dropped."""
     joined, gaps = _transform(text, _GAPS, lambda _: "")
-    if gaps is not None:
-        maps.append(gaps)
-    folded, fold = _fold(joined)
-    if fold is not None:
-        maps.append(fold)
-    return folded, tuple(maps)
+    return joined, maps if gaps is None else (*maps, gaps)
+
+
+def _folded(text: str, maps: tuple[_Map, ...]) -> tuple[str, tuple[_Map, ...]]:
+    folded, fold = _fold(text)
+    return folded, maps if fold is None else (*maps, fold)
 
 
 def _unescape(match: re.Match[str]) -> str:
@@ -227,29 +228,27 @@ def _unpercent(match: re.Match[str]) -> str:
 
 
 def _views(text: str) -> Iterator[tuple[str, tuple[_Map, ...]]]:
-    """The text as it is, with escapes decoded, and percent-decoded on top of that."""
-    yield _normal(text)
-    maps: tuple[_Map, ...] = ()
-    if "\\" in text or "&" in text:
+    """The text as it is, with escapes decoded, and percent-decoded on top of that.
+
+    Whitespace goes before decoding too, so an escape split by a line break
+    (`%2\n` `F`) still decodes, and again after it (a `\\n` escape is whitespace).
+    """
+    text, maps = _joined(text, ())
+    yield _folded(text, maps)
+    # Two levels: a vendor's JSON error quoted inside another JSON or HTML document.
+    for _level in range(_ESCAPE_LEVELS):
+        if "\\" not in text and "&" not in text:
+            break
         decoded, escapes = _transform(text, _ESCAPES, _unescape)
-        if escapes is not None:
-            maps = (escapes,)
-            text = decoded
-            yield _with(maps, _normal(text))
-    if "%" in text:
-        decoded, percent = _transform(text, _PERCENT, _unpercent)
-        if percent is not None:
-            yield _with((*maps, percent), _normal(decoded))
-    if "+" in text:
-        decoded, plus = _transform(text, _PERCENT_PLUS, _unpercent)
-        if plus is not None:
-            yield _with((*maps, plus), _normal(decoded))
-
-
-def _with(
-    outer: tuple[_Map, ...], view: tuple[str, tuple[_Map, ...]]
-) -> tuple[str, tuple[_Map, ...]]:
-    return view[0], (*outer, *view[1])
+        if escapes is None:
+            break
+        text, maps = _joined(decoded, (*maps, escapes))
+        yield _folded(text, maps)
+    for pattern, trigger in ((_PERCENT, "%"), (_PERCENT_PLUS, "+")):
+        if trigger in text:
+            decoded, percent = _transform(text, pattern, _unpercent)
+            if percent is not None:
+                yield _folded(*_joined(decoded, (*maps, percent)))
 
 
 def _original(maps: tuple[_Map, ...], begin: int, end: int) -> tuple[int, int]:
@@ -262,6 +261,11 @@ def _original(maps: tuple[_Map, ...], begin: int, end: int) -> tuple[int, int]:
 
 
 # --- the index of known keys ------------------------------------------------------------
+
+
+def _normal(form: str) -> str:
+    """A key's form as the views see text: no whitespace, case folded."""
+    return "".join(_GAPS.split(form)).casefold()
 
 
 def _forms(value: str) -> Iterator[str]:
@@ -299,16 +303,14 @@ class Redactor:
         with self._lock:
             index = self._index
             fresh = [
-                v
-                for v in values
-                if v not in index.keys and len(_normal(v)[0]) >= _MIN_SECRET_LENGTH
+                v for v in values if v not in index.keys and len(_normal(v)) >= _MIN_SECRET_LENGTH
             ]
             if not fresh:
                 return
             tables: dict[int, set[str]] = {length: set(t) for length, t in index.tables}
             for value in fresh:
                 for form in _forms(value):
-                    folded = _normal(form)[0]
+                    folded = _normal(form)
                     if len(folded) >= WINDOW:
                         windows = tables.setdefault(WINDOW, set())
                         windows.update(
