@@ -239,11 +239,11 @@ def _oracle_fragments(key: str) -> set[str]:
     return fragments
 
 
-def assert_no_fragment(key: str, output: str) -> None:
+def assert_no_fragment(key: str, output: str, where: str = "the output") -> None:
     # Our marker is no leak, even of a key that spells it ("<REDACTE" came up).
     shown = _folded(output.replace(REDACTED, "\0"))
     leaked = sorted(f for f in _oracle_fragments(key) if f in shown)
-    assert not leaked, f"fragments {leaked} of the key are still in {output!r}"
+    assert not leaked, f"fragments {leaked} of the key are still in {where}: {output[:2000]!r}"
 
 
 KEYS = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=64).filter(
