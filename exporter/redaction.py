@@ -57,6 +57,7 @@ import threading
 from bisect import bisect_right
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Final
 
 REDACTED: Final = "<redacted>"
@@ -68,6 +69,7 @@ _MIN_SECRET_LENGTH: Final = 6
 # Dropped before matching: whitespace (a key wrapped or split over lines) and the
 # invisible characters that split a key without showing.
 _GAPS: Final = re.compile(r"[\s\u00ad\u200b-\u200d\u2060\ufeff]+")
+_RUNS: Final = re.compile(r"[^\s\u00ad\u200b-\u200d\u2060\ufeff]+")
 # JSON, Python-repr and HTML escapes. A surrogate pair first, so it decodes to the
 # one character it encodes.
 _ESCAPES: Final = re.compile(
@@ -196,9 +198,18 @@ def _fold(text: str) -> tuple[str, _Map | None]:
 
 
 def _joined(text: str, maps: tuple[_Map, ...]) -> tuple[str, tuple[_Map, ...]]:
-    """Whitespace and invisible separators dropped."""
-    joined, gaps = _transform(text, _GAPS, lambda _: "")
-    return joined, maps if gaps is None else (*maps, gaps)
+    """Whitespace and invisible separators dropped.
+
+    The hot path (every log line has spaces), so done with C-level passes rather
+    than `_transform`'s loop: the pieces are the runs between gaps, all plain.
+    """
+    runs = [match.span() for match in _RUNS.finditer(text)]
+    if len(runs) == 1 and runs[0] == (0, len(text)):
+        return text, maps
+    joined = "".join([text[begin:end] for begin, end in runs])
+    starts = tuple(accumulate([end - begin for begin, end in runs[:-1]], initial=0))
+    pieces = tuple([(begin, end, True) for begin, end in runs])
+    return joined, (*maps, _Map(starts, pieces)) if runs else maps
 
 
 def _folded(text: str, maps: tuple[_Map, ...]) -> tuple[str, tuple[_Map, ...]]:
@@ -258,6 +269,19 @@ def _original(maps: tuple[_Map, ...], begin: int, end: int) -> tuple[int, int]:
         first = step.span(first)[0]
         last = step.span(last)[1] - 1
     return first, last + 1
+
+
+def _runs(hits: list[int], length: int) -> Iterator[tuple[int, int]]:
+    """Sorted window offsets as maximal [begin, end) runs of overlapping windows."""
+    if not hits:
+        return
+    begin = end = hits[0]
+    for offset in hits[1:]:
+        if offset > end:
+            yield begin, end + length
+            begin = offset
+        end = offset
+    yield begin, end + length
 
 
 # --- the index of known keys ------------------------------------------------------------
@@ -333,7 +357,10 @@ class Redactor:
         for view, maps in _views(text):
             for length, table in tables:
                 hits = [i for i in range(len(view) - length + 1) if view[i : i + length] in table]
-                spans.extend(_original(maps, i, i + length) for i in hits)
+                # Overlapping windows in the view are one run: mapped back once, not
+                # once per window (a 40-character key is 33 windows).
+                for begin, end in _runs(hits, length):
+                    spans.append(_original(maps, begin, end))
         if not spans:
             return text
         spans.sort()

@@ -7,18 +7,20 @@ registered by other tests.
 
 from __future__ import annotations
 
+import base64
 import copy
 import io
 import json
 import re
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import pytest
 import structlog
 
 from exporter.log import LEVELS, configure, get_logger, scrub_secrets
+from exporter.providers.base import excerpt
 from exporter.redaction import REDACTOR, Redactor, Secret
 
 KEY = "sk_live_4f2a9c7e1b"
@@ -322,3 +324,30 @@ def test_a_namedtuple_value_is_logged_not_raised() -> None:
             "url": ["https", "vendor.test", "/v1", "key=<redacted>", ""],
         }
     ]
+
+
+def test_a_transformed_key_is_scrubbed_from_fields_and_tracebacks() -> None:
+    # A vendor echoes the key in another form; the log shows none of its forms.
+    REDACTOR.register(KEY)
+    stream = io.StringIO()
+    configure("info", "json", stream)
+    blob = base64.b64encode(f"user:{KEY}".encode()).decode()
+    try:
+        raise RuntimeError(f"vendor echoed Basic {blob}")
+    except RuntimeError:
+        get_logger().exception(
+            "poll crashed",
+            upper=f"bad key {KEY.upper()}",
+            quoted=f"/v1?key={quote(KEY)}",
+            split=f"bad key {KEY[:9]}\n{KEY[9:]}",
+            # Cut to 200 characters first, as vendor text is: 16 key characters left.
+            body=excerpt(("x" * 183 + " " + KEY).encode()),
+        )
+    output = stream.getvalue()
+    for fragment in (KEY[:8], KEY[-8:], KEY.upper()[:8], blob[-8:], quote(KEY)[-8:]):
+        assert fragment not in output
+    event = json_events(stream)[0]
+    assert event["upper"] == "bad key <redacted>"
+    assert event["split"] == "bad key <redacted>"
+    assert event["body"].endswith(" <redacted>...")
+    assert "RuntimeError: vendor echoed Basic dXNlcjpz<redacted>" in event["exception"]

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from urllib.parse import quote, quote_plus
 
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from exporter.providers.base import excerpt, one_line
@@ -252,7 +252,12 @@ KEYS = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), m
 )
 # Around the key: ordinary log text, never letters or digits that could extend it.
 SURROUNDINGS = st.sampled_from(["", " ", "401: bad key ", '{"error": "', "\n", "key=", "..."])
-FAST = settings(max_examples=60, deadline=None)
+# The machine is shared and noisy: no deadline, and no health check on slow generation.
+FAST = settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
 
 
 @FAST
@@ -395,7 +400,11 @@ def test_ordinary_lines_are_unchanged_with_many_keys_registered() -> None:
 
 
 @FAST
-@given(key=KEYS.filter(lambda k: len(set(k)) >= 12))
+@given(
+    key=st.text(
+        alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=16, max_size=64
+    ).filter(lambda k: len(set(k)) >= 12)
+)
 def test_random_keys_leave_ordinary_lines_unchanged(key: str) -> None:
     # A key with some variety to it: "aaaaaaaa" is 8 characters of any "aaaaaaaaa".
     redactor = Redactor()
