@@ -37,10 +37,20 @@ def _scrub(value: Any) -> Any:
     return REDACTOR.scrub(str(value))
 
 
+# The vendor's name, bound by the poller on every account's event: one of the
+# adapters' fixed names, never vendor text or a key. Any 8 characters of a key are
+# scrubbed (exporter.redaction), so a key that contains its vendor's name
+# ("piloterr-...") would otherwise take the name out of every line about it.
+_NOT_SECRET: Final = frozenset({"provider"})
+
+
 def scrub_secrets(
     _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
-    return {key: _scrub(value) for key, value in event_dict.items()}
+    return {
+        key: value if key in _NOT_SECRET and isinstance(value, str) else _scrub(value)
+        for key, value in event_dict.items()
+    }
 
 
 def configure(level: str = "info", fmt: str = "console", stream: TextIO | None = None) -> None:

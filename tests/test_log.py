@@ -351,3 +351,22 @@ def test_a_transformed_key_is_scrubbed_from_fields_and_tracebacks() -> None:
     assert event["split"] == "bad key <redacted>"
     assert event["body"].endswith(" <redacted>...")
     assert "RuntimeError: vendor echoed Basic dXNlcjpz<redacted>" in event["exception"]
+
+
+def test_the_provider_field_is_shown_even_when_a_key_contains_the_vendor_name() -> None:
+    # 8 characters of a key are scrubbed anywhere, but `provider` is one of the
+    # adapters' own names: "piloterr" stays, the rest of the key goes.
+    key = "piloterr-FAKE-key-0003"
+    REDACTOR.register(key)
+    stream = io.StringIO()
+    configure("info", "json", stream)
+    get_logger(provider="piloterr", account="acct").warning("poll failed", error=f"bad {key}")
+    assert json_events(stream) == [
+        {
+            "account": "acct",
+            "error": "bad <redacted>",
+            "event": "poll failed",
+            "level": "warning",
+            "provider": "piloterr",
+        }
+    ]
