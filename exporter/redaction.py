@@ -1,10 +1,12 @@
 """Keeping API keys out of logs, errors, pages and metrics.
 
 Keys travel as `Secret`, whose str() and repr() never show the value, and every key
-the config loads is registered here, so that every road out of the process (the log
-pipeline, the landing page `/`, label values on `/metrics`, `--config.check` and the
-`POST /-/reload` answer) can scrub it from text that slipped through: a vendor echoing
-the key back in an error body, say, in whatever form the vendor chose.
+the config loads is registered here, so that the roads out of the process that carry
+vendor text (the log pipeline, the landing page `/`, label values on `/metrics`) scrub
+it from whatever slipped through: a vendor echoing the key back in an error body, say,
+in whatever form the vendor chose. Config errors (`--config.check`, the `POST
+/-/reload` answer, the reload log line) never quote a key; what they decline to quote
+(the inside of a bad `${...}` in `api_key`) is registered here too.
 
 The rule
 --------
@@ -28,7 +30,9 @@ So a key cut by a length limit is still scrubbed while 8 of its characters remai
 fewer than 8 characters of a key identify nothing. Values shorter than 6 characters
 are never registered (scrubbing "abc" would mangle ordinary text). The price of the
 rule: any 8 characters of a key are scrubbed wherever they appear, so a key with a
-common prefix ("sk_live_") also takes that prefix out of ordinary text.
+common prefix ("sk_live_") also takes that prefix out of ordinary text (the log
+leaves its `provider` field alone, so a key holding its vendor's name does not take
+the name out of every line).
 
 The mechanism
 -------------
@@ -241,8 +245,8 @@ def _unpercent(match: re.Match[str]) -> str:
 def _views(text: str) -> Iterator[tuple[str, tuple[_Map, ...]]]:
     """The text as it is, with escapes decoded, and percent-decoded on top of that.
 
-    Whitespace goes before decoding too, so an escape split by a line break
-    (`%2\n` `F`) still decodes, and again after it (a `\\n` escape is whitespace).
+    Whitespace goes before decoding too, so an escape split by a line break (`%2`,
+    newline, `F`) still decodes, and again after it (a `\\n` escape is whitespace).
     """
     text, maps = _joined(text, ())
     yield _folded(text, maps)
