@@ -9,7 +9,7 @@ RUN_STAMP := $(VENV)/.installed-run-$(HASH)
 TEST_STAMP := $(VENV)/.installed-test-$(HASH)
 LISTEN ?= 127.0.0.1:9877
 
-.PHONY: demo test lint typecheck pytest install clean bench
+.PHONY: demo test lint typecheck pytest install clean bench bench-chaos
 
 $(VENV)/bin/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (set PYTHON=...)")'
@@ -45,10 +45,15 @@ typecheck: $(TEST_STAMP)
 pytest: $(TEST_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-## bench: /metrics latency with a slow vendor, then the 60 s load and soak run
+## bench: /metrics latency with a slow vendor, the 60 s load and soak run, then the chaos soak
 bench: $(TEST_STAMP)
 	$(PY) -m benchmarks.scrape_latency
 	$(PY) -m benchmarks.soak
+	$(MAKE) bench-chaos
+
+## bench-chaos: 3 minutes of every vendor fault, held connections and SIGHUPs (CHAOS_ARGS=--duration 60)
+bench-chaos: $(TEST_STAMP)
+	$(PY) -m benchmarks.chaos $(CHAOS_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import json
 import math
 import multiprocessing
 import os
+import resource
 import signal
 import socket
 import socketserver
@@ -20,7 +22,8 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -84,17 +87,21 @@ def config_text(
     interval: str,
     timeout: str,
     overrides: dict[str, dict[str, str]] | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> str:
     """The YAML a user would write for the simulator's accounts.
 
-    `overrides` maps an API key to per-account fields (`interval`, `timeout`).
+    `overrides` maps an API key to per-account fields (`interval`, `timeout`);
+    `names` maps an API key to its `account` name (default: `account_name`). Keys
+    are quoted, so any printable key is taken as it is.
     """
     lines = ["global:", f"  interval: {interval}", f"  timeout: {timeout}", "accounts:"]
     for account in sim.accounts.values():
+        name = (names or {}).get(account.api_key) or account_name(account)
         lines += [
             f"  - provider: {account.provider}",
-            f"    account: {account_name(account)}",
-            f"    api_key: {account.api_key}",
+            f"    account: {name}",
+            f"    api_key: {json.dumps(account.api_key)}",
             f"    base_url: {sim.base_url(account.provider)}",
         ]
         for name, value in (overrides or {}).get(account.api_key, {}).items():
@@ -136,6 +143,9 @@ def _serve_vendors(accounts: list[SimAccount], conn: Connection) -> None:
                 conn.send(sim.request_count(args[0]))
             elif command == "total":
                 conn.send(len(sim.requests))
+            elif command == "counts":
+                with sim._lock:
+                    conn.send(Counter(key for _, key in sim.requests if key))
 
 
 class SimulatorProcess:
@@ -185,6 +195,11 @@ class SimulatorProcess:
 
     def requests_total(self) -> int:
         return int(self._call("total"))
+
+    def request_counts(self) -> Counter[str]:
+        """Requests so far per API key, all keys in one round trip."""
+        counts: Counter[str] = self._call("counts")
+        return counts
 
     def close(self) -> None:
         if self._process.is_alive():
@@ -237,19 +252,26 @@ class ProcStats:
     threads: int
     fds: int
     rss_bytes: int
+    # The kernel's high-water mark of RSS since the process started (VmHWM): catches
+    # a spike that lives shorter than the sampling period (a decompressed bomb).
+    rss_high_water_bytes: int = 0
 
 
 def proc_stats(pid: int) -> ProcStats:
     """Threads, open file descriptors and resident memory of a live process (Linux)."""
-    threads = rss_kib = 0
+    threads = rss_kib = hwm_kib = 0
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         name, _, value = line.partition(":")
         if name == "Threads":
             threads = int(value)
         elif name == "VmRSS":
             rss_kib = int(value.split()[0])
+        elif name == "VmHWM":
+            hwm_kib = int(value.split()[0])
     fds = len(os.listdir(f"/proc/{pid}/fd"))
-    return ProcStats(threads=threads, fds=fds, rss_bytes=rss_kib * 1024)
+    return ProcStats(
+        threads=threads, fds=fds, rss_bytes=rss_kib * 1024, rss_high_water_bytes=hwm_kib * 1024
+    )
 
 
 def cpu_seconds(pid: int) -> float:
@@ -261,15 +283,20 @@ def cpu_seconds(pid: int) -> float:
 class ExporterProcess:
     """The installed console script as a child process on a free loopback port.
 
-    Logs go to a file in a private temporary directory (a pipe nobody reads would
-    eventually block the exporter). Always stopped on exit from the `with` block.
+    Output goes to files in a private temporary directory (a pipe nobody reads
+    would eventually block the exporter): stdout and stderr apart, so that what the
+    process wrote on stderr (its log, and anything that bypassed it) can be read on
+    its own. Always stopped on exit from the `with` block.
     """
 
-    def __init__(self, config: str, *, log_level: str = "warning") -> None:
+    def __init__(
+        self, config: str, *, log_level: str = "warning", max_open_files: int | None = None
+    ) -> None:
         self._dir = tempfile.TemporaryDirectory(prefix="saas-quota-bench-")
         self.config_path = Path(self._dir.name) / "config.yml"
         self.config_path.write_text(config)
-        self.log_path = Path(self._dir.name) / "exporter.log"
+        self.log_path = Path(self._dir.name) / "exporter.log"  # stdout
+        self.stderr_path = Path(self._dir.name) / "exporter.stderr"
         self.port = free_port()
         self.args = [
             *exporter_command(),
@@ -282,6 +309,8 @@ class ExporterProcess:
             "--log.level",
             log_level,
         ]
+        # RLIMIT_NOFILE for the child (a container's usual 1024), None to inherit ours.
+        self.max_open_files = max_open_files
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -290,8 +319,13 @@ class ExporterProcess:
         return self.proc.pid
 
     def start(self, ready_timeout: float = 30.0) -> ExporterProcess:
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT)
+        with self.log_path.open("ab") as out, self.stderr_path.open("ab") as err:
+            self.proc = subprocess.Popen(self.args, stdout=out, stderr=err)
+        if self.max_open_files is not None:
+            # Set from outside right after the spawn (no preexec_fn in a threaded
+            # parent); the interpreter is still starting, long before it opens sockets.
+            _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+            resource.prlimit(self.proc.pid, resource.RLIMIT_NOFILE, (self.max_open_files, hard))
         deadline = time.monotonic() + ready_timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -308,7 +342,26 @@ class ExporterProcess:
         return self.proc is not None and self.proc.poll() is None
 
     def logs(self) -> str:
+        """Everything the process wrote, stdout then stderr."""
+        return self.stdout() + self.stderr()
+
+    def stdout(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stderr(self) -> str:
+        if not self.stderr_path.exists():
+            return ""
+        return self.stderr_path.read_text(errors="replace")
+
+    def write_config(self, text: str) -> None:
+        """Replace the config file at once (rename), as a config management tool does."""
+        staged = self.config_path.with_suffix(".new")
+        staged.write_text(text)
+        staged.replace(self.config_path)
+
+    def send_signal(self, sig: signal.Signals) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
 
     def stop(self, timeout: float = 10.0) -> int | None:
         if self.proc is not None:

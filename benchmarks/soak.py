@@ -137,11 +137,16 @@ class ScrapeLog:
     parsed: int = 0  # scrapes checked by the prometheus_client parser too
     failures: Counter[str] = field(default_factory=Counter)
     examples: list[str] = field(default_factory=list)
+    # The first few of each kind: one kind flooding `examples` hides the others.
+    examples_by_kind: dict[str, list[str]] = field(default_factory=dict)
 
     def fail(self, kind: str, detail: str) -> None:
         self.failures[kind] += 1
         if len(self.examples) < 5:
             self.examples.append(f"{kind}: {detail[:300]}")
+        of_kind = self.examples_by_kind.setdefault(kind, [])
+        if len(of_kind) < 3:
+            of_kind.append(detail[:300])
 
 
 def check_exposition(

@@ -1,4 +1,4 @@
-"""The `saas-quota-exporter` command (DESIGN.md "Command line and HTTP").
+"""The `saas-quota-exporter` command (docs/configuration.md, Command line).
 
 saas-quota-exporter --config.file PATH [--web.listen-address HOST:PORT]
     [--web.config.file PATH] [--log.level LEVEL] [--log.format json|console]

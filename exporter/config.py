@@ -1,4 +1,4 @@
-"""Loading and validating the YAML config file (DESIGN.md "Config file").
+"""Loading and validating the YAML config file (docs/configuration.md).
 
 Strict like blackbox_exporter: unknown keys, duplicate keys, wrong types, unknown
 providers, bad durations and duplicate accounts are all errors, and all of them are

@@ -6,6 +6,12 @@ one request under a concurrency bound, hands status, headers and body to the
 provider's pure `parse`, and swaps a new `AccountState` into the store. The next due
 time comes from `exporter.schedule`. A scrape never reaches this module.
 
+Polling must never stop, so a poll always ends in a recorded outcome and a next due
+time: `_run_poll` is the one place where whatever a poll raises ends (counted as
+`internal`, logged with its traceback, rescheduled), and `tick()` checks that every
+configured account is either in flight or due at a finite time, repairing and
+reporting any that is not.
+
 Time is injected (`clock` for wall-clock timestamps, `monotonic` for scheduling) so
 tests can drive the scheduler with `tick()` and `drain()` instead of sleeping.
 """
@@ -14,9 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import random
 import time
-from collections.abc import Callable
+import traceback
+import zlib
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from typing import Any, Final
 
@@ -26,7 +35,7 @@ from exporter import __version__
 from exporter.config import AccountConfig, Config
 from exporter.log import get_logger
 from exporter.model import PollError, Readings, Reason
-from exporter.providers.base import excerpt
+from exporter.providers.base import excerpt, one_line
 from exporter.redaction import REDACTOR
 from exporter.schedule import next_delay
 from exporter.state import AccountState, StateStore
@@ -38,6 +47,13 @@ DEFAULT_CONCURRENCY: Final = 8
 # Upper bound of the random delay before the first poll of a second, third...
 # account of the same provider; small, so the first round still ends quickly.
 START_SPREAD: Final = 2.0
+# Decoded bytes one decompression step may produce: what a compressed body can cost
+# in memory at once, whatever its ratio (a few KB of gzip can inflate to gigabytes).
+DECODE_STEP: Final = 64 * 1024
+# Exceptions raised while httpx builds or sends our own request: a key or base URL
+# holding something HTTP cannot carry (U+200B, a newline, a TAB) that slipped past
+# the config loader. Retrying cannot help; the config must change.
+_UNSENDABLE: Final = (UnicodeEncodeError, httpx.InvalidURL, httpx.LocalProtocolError)
 
 
 class BodyTooLarge(Exception):
@@ -50,9 +66,9 @@ def make_client() -> httpx.AsyncClient:
         headers={
             "User-Agent": USER_AGENT,
             "Accept": "application/json",
-            # Quota answers are small; asking for no compression also spares us
-            # decompressing a bomb (httpx would still decode a server that ignores it,
-            # chunk by chunk, under the same body cap).
+            # Quota answers are small; asking for no compression spares the vendor
+            # and us. A server that compresses anyway is decoded by `_read_capped`,
+            # a bounded step at a time under the same body cap.
             "Accept-Encoding": "identity",
         },
         follow_redirects=False,
@@ -158,6 +174,7 @@ class Poller:
     def tick(self) -> float | None:
         """Start a poll for every due account; the monotonic time of the next due one."""
         now = self.monotonic()
+        self._reschedule_lost(now)
         for key, due in sorted(self._due.items(), key=lambda item: item[1]):
             if due <= now and key not in self._inflight:
                 account = self._accounts[key]
@@ -167,6 +184,41 @@ class Poller:
                 self._due[key] = float("inf")
         pending = [due for due in self._due.values() if due != float("inf")]
         return min(pending) if pending else None
+
+    def unscheduled(self) -> list[tuple[str, str]]:
+        """Configured accounts that are neither in flight nor due at a finite time:
+        accounts nothing would ever poll again. Always empty unless there is a bug."""
+        lost = []
+        for key in self._accounts:
+            task = self._inflight.get(key)
+            if task is not None and not task.done():
+                continue
+            if not math.isfinite(self._due.get(key, math.inf)):
+                lost.append(key)
+        return lost
+
+    def _reschedule_lost(self, now: float) -> None:
+        """The self-check behind "polling never stops": an account that lost its next
+        poll (a bug on a road `_run_poll` does not cover) is counted as `internal`,
+        reported, and polled again after the `internal` backoff, never silently
+        forgotten."""
+        for key in self.unscheduled():
+            self._inflight.pop(key, None)  # a finished task nobody cleared
+            account = self._accounts[key]
+            # The `internal` backoff without its jitter: nothing here may fail.
+            delay = account.interval
+            self._due[key] = now + delay
+            # Neither the count nor the report may undo the repair above.
+            with contextlib.suppress(Exception):
+                self.store.update(key, lambda state: state.with_error(Reason.INTERNAL))
+            with contextlib.suppress(Exception):
+                self._log.error(
+                    "account had no next poll; rescheduled",
+                    provider=account.provider,
+                    account=account.account,
+                    reason=Reason.INTERNAL.value,
+                    retry_in_seconds=round(delay, 1),
+                )
 
     async def drain(self) -> None:
         """Wait for every poll in flight (tests, and shutdown)."""
@@ -193,12 +245,53 @@ class Poller:
     # --- one poll -----------------------------------------------------------------
 
     async def _run_poll(self, account: AccountConfig) -> None:
+        """The body of every poll task, and the one place a poll's exceptions end.
+
+        `poll` records what is classified (readings, or a `PollError`); anything else
+        raised on the way (by httpx, an adapter, the bookkeeping or a log call) ends
+        here, in `_contain`, so no task ever dies with "Task exception was never
+        retrieved" and no account is left without a next poll. CancelledError (a
+        reload or shutdown cancelling this poll) passes: it is a BaseException.
+        """
+        task = asyncio.current_task()
+        started = self.monotonic()
         try:
             await self.poll(account)
+        except Exception as exc:
+            self._contain(account, exc, self.monotonic() - started)
         finally:
-            if self._inflight.get(account.key) is asyncio.current_task():
+            if self._inflight.get(account.key) is task:
                 del self._inflight[account.key]
             self._wakeup.set()
+
+    def _contain(self, account: AccountConfig, exc: Exception, duration: float) -> None:
+        """Record an unexpected exception as an `internal` outcome of this poll."""
+        key = account.key
+        # Not current: reloaded away or changed, and the reload scheduled what follows.
+        current = self._accounts.get(key) == account
+        recorded = math.isfinite(self._due.get(key, math.inf))
+        if current and not recorded:
+            # The due time first: plain arithmetic, so nothing below can leave the
+            # account without one; `_record` refines it with the backoff.
+            self._due[key] = self.monotonic() + account.interval
+        error = _internal_error(exc, account.api_key.reveal())
+        log = self._log.bind(provider=account.provider, account=account.account)
+        # If the bookkeeping or the log itself fails (stderr gone, say), the due time
+        # above stands, and tick's self-check repairs anything else.
+        with contextlib.suppress(Exception):
+            if current and not recorded:
+                self._record(account, error, duration, log)
+                return
+            if current:
+                # The outcome was recorded, then something after it failed.
+                self.store.update(key, lambda state: state.with_error(Reason.INTERNAL))
+            log.error(
+                "poll failed",
+                reason=Reason.INTERNAL.value,
+                status=None,
+                error=error.message,
+                traceback=_traceback_text(exc, account.api_key.reveal()),
+            )
 
     async def poll(self, account: AccountConfig) -> None:
         """Poll one account once and record the outcome."""
@@ -237,19 +330,22 @@ class Poller:
                 Reason.PARSE,
                 f"response body larger than {self.max_body_bytes} bytes; stopped reading",
             ) from None
+        except httpx.DecodingError as exc:
+            raise PollError(Reason.PARSE, f"response body could not be decoded: {exc}") from None
+        except _UNSENDABLE:
+            raise  # our own request is at fault, not the network: `internal`
         except httpx.TransportError as exc:
             raise PollError(Reason.NETWORK, _transport_message(exc)) from None
         try:
             readings = adapter.parse(status, headers, body)
+            if not isinstance(readings, Readings):
+                raise TypeError(f"parse returned {type(readings).__name__}, not Readings")
         except PollError:
             raise
-        except Exception as exc:  # an adapter bug must not kill the poller
-            raise PollError(
-                Reason.PARSE,
-                f"adapter failed on the response: {type(exc).__name__}: {exc}",
-                status=status,
-                body_excerpt=excerpt(body),
-            ) from None
+        except Exception as exc:
+            # An adapter bug: `internal` (in `_run_poll`), with what triggered it.
+            exc.add_note(f"adapter {account.provider}: HTTP {status}, body {excerpt(body)!r}")
+            raise
         if readings.problems and not readings.meters:
             # Nothing usable at all: that is a failed poll, not a partial one.
             raise PollError(
@@ -261,14 +357,43 @@ class Poller:
         return readings
 
     async def _read_capped(self, response: httpx.Response) -> bytes:
-        """The (decoded) body, reading no further than the cap."""
+        """The decoded body, reading and decoding no further than the cap.
+
+        The raw bytes are decoded here, not by httpx: httpx inflates a whole network
+        chunk at once, so a gzip bomb of a few KB costs hundreds of MB before any cap
+        is checked. Here each step yields at most DECODE_STEP bytes and the cap
+        counts decoded bytes, so memory stays near the cap whatever the ratio.
+        """
+        codings = [
+            coding.strip().lower()
+            for coding in response.headers.get_list("content-encoding", split_commas=True)
+        ]
+        codings = [c for c in codings if c and c != "identity"]
+        label = ", ".join(codings)
+        layers = [_layer(coding, response.status_code) for coding in codings]
         chunks: list[bytes] = []
-        size = 0
-        async for chunk in response.aiter_bytes():
-            size += len(chunk)
-            if size > self.max_body_bytes:
-                raise BodyTooLarge
-            chunks.append(chunk)
+        size = raw_size = 0
+        try:
+            async for raw in response.aiter_raw():
+                # Raw bytes count too: a stream of empty deflate blocks decodes to
+                # nothing, forever.
+                raw_size += len(raw)
+                if raw_size > 2 * self.max_body_bytes:
+                    raise BodyTooLarge
+                for piece in _decode(layers, raw):
+                    size += len(piece)
+                    if size > self.max_body_bytes:
+                        raise BodyTooLarge
+                    chunks.append(piece)
+            for layer in reversed(layers):
+                layer.finish()
+        except zlib.error as exc:
+            raise PollError(
+                Reason.PARSE,
+                f"response body says Content-Encoding: {one_line(label)} but is not"
+                f" valid {one_line(label)}: {exc}",
+                status=response.status_code,
+            ) from None
         return b"".join(chunks)
 
     def _record(
@@ -278,8 +403,11 @@ class Poller:
         duration: float,
         log: Any,
     ) -> None:
-        if self._accounts.get(account.key) is not account:
-            return  # reloaded away or changed while in flight
+        if self._accounts.get(account.key) != account:
+            # Reloaded away or changed while in flight (the reload scheduled the new
+            # config). Compared by value: a reload with an unchanged account keeps
+            # this poll in flight and waits for its outcome.
+            return
         now = self.clock()
         previous = self.store.get(account.key)
         if previous is None:
@@ -323,13 +451,12 @@ class Poller:
             # One swap per poll (outcome and next poll together), so the render
             # cache is invalidated once, not twice.
             state = outcome_of(state)
-            delay = next_delay(
-                interval=account.interval,
-                reason=outcome.reason if isinstance(outcome, PollError) else None,
-                consecutive_failures=state.failure_streak,
-                retry_after=outcome.retry_after if isinstance(outcome, PollError) else None,
-                cooldown=account.adapter.rate_limit_cooldown,
-                rng=self.rng,
+            failed = isinstance(outcome, PollError)
+            delay = self._delay(
+                account,
+                outcome.reason if isinstance(outcome, PollError) else None,
+                state.failure_streak if failed else 0,
+                outcome.retry_after if isinstance(outcome, PollError) else None,
             )
             delays.append(delay)
             return replace(state, next_poll=now + delay)
@@ -338,10 +465,26 @@ class Poller:
             return
         delay = delays[0]
         self._due[account.key] = self.monotonic() + delay
-        self._log_outcome(outcome, previous, duration, delay, log)
+        self._log_outcome(outcome, previous, duration, delay, log, account.api_key.reveal())
         if self._first_round is not None and account.key in self._first_round:
             self._first_round.discard(account.key)
             self._check_first_round()
+
+    def _delay(
+        self,
+        account: AccountConfig,
+        reason: Reason | None,
+        streak: int,
+        retry_after: float | None,
+    ) -> float:
+        return next_delay(
+            interval=account.interval,
+            reason=reason,
+            consecutive_failures=streak,
+            retry_after=retry_after,
+            cooldown=account.adapter.rate_limit_cooldown,
+            rng=self.rng,
+        )
 
     def _check_first_round(self) -> None:
         if self._first_round is not None and not self._first_round:
@@ -354,7 +497,23 @@ class Poller:
         duration: float,
         delay: float,
         log: Any,
+        api_key: str,
     ) -> None:
+        if isinstance(outcome, PollError) and outcome.reason is Reason.INTERNAL:
+            cause = outcome.__cause__
+            first = previous.last_error_reason is not Reason.INTERNAL
+            log.error(
+                "poll failed",
+                reason=outcome.reason.value,
+                status=outcome.status,
+                error=outcome.message,
+                retry_in_seconds=round(delay, 1),
+                # Once per run of internal failures: the traceback does not change.
+                traceback=(
+                    _traceback_text(cause, api_key) if first and cause is not None else None
+                ),
+            )
+            return
         if isinstance(outcome, PollError):
             log.warning(
                 "poll failed",
@@ -374,6 +533,124 @@ class Poller:
             if warning not in old_warnings:
                 log.warning("vendor reported a problem", detail=warning)
         log.debug("poll succeeded", duration_seconds=round(duration, 3), meters=len(outcome.meters))
+
+
+class _Inflate:
+    """One gzip or deflate layer of a body, decoded at most DECODE_STEP bytes a step."""
+
+    def __init__(self, coding: str) -> None:
+        self.coding = coding
+        self._gzip = coding in ("gzip", "x-gzip")
+        # deflate is meant to be zlib-wrapped (RFC 9110) but some servers send it
+        # raw; the first two bytes tell which (the zlib header check, RFC 1950).
+        self._head = b""
+        self._inflater: Any = None
+        self._fed = False
+
+    def _start(self, data: bytes) -> bytes:
+        if self._gzip:
+            self._inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            return data
+        self._head += data
+        if len(self._head) < 2:
+            return b""
+        first, second = self._head[0], self._head[1]
+        wrapped = first & 0x0F == 8 and (first << 8 | second) % 31 == 0
+        self._inflater = zlib.decompressobj(zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS)
+        data, self._head = self._head, b""
+        return data
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        if data:
+            self._fed = True
+        if self._inflater is None:
+            data = self._start(data)
+            if self._inflater is None:
+                return
+        while True:
+            inflater = self._inflater
+            if inflater.eof:
+                data = inflater.unused_data + data
+                if not data:
+                    return
+                # gzip members may follow one another (RFC 1952); after the end of
+                # a deflate stream nothing is legitimate.
+                if not self._gzip:
+                    raise zlib.error("data after the end of the compressed stream")
+                self._inflater = inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            out = inflater.decompress(data, DECODE_STEP)
+            data = inflater.unconsumed_tail
+            if out:
+                yield out
+            # A full step may leave output pending inside zlib: go round again.
+            if not data and len(out) < DECODE_STEP and not inflater.eof:
+                return
+
+    def finish(self) -> None:
+        if self._fed and (self._inflater is None or not self._inflater.eof):
+            raise zlib.error("the compressed stream ends early (truncated body)")
+
+
+def _layer(coding: str, status: int) -> _Inflate:
+    if coding in ("gzip", "x-gzip", "deflate"):
+        return _Inflate(coding)
+    raise PollError(
+        Reason.PARSE,
+        f"response uses Content-Encoding {one_line(coding)!r}, which the exporter does not"
+        " decode (it asks for identity and understands gzip and deflate)",
+        status=status,
+    )
+
+
+def _decode(layers: list[_Inflate], raw: bytes) -> Iterator[bytes]:
+    """Raw bytes through every layer, last applied first, one bounded piece at a time."""
+    pieces: Iterable[bytes] = (raw,)
+    for layer in reversed(layers):
+        pieces = _through(layer, pieces)
+    yield from pieces
+
+
+def _through(layer: _Inflate, pieces: Iterable[bytes]) -> Iterator[bytes]:
+    for piece in pieces:
+        yield from layer.feed(piece)
+
+
+def _scrub_key(text: str, api_key: str) -> str:
+    """Text with the account's key removed, also as Python escapes it in an exception
+    text (repr of str or bytes: a newline shows as a backslash and an n), then every
+    other known key."""
+    if len(api_key) >= 6:
+        forms = {
+            api_key,
+            repr(api_key)[1:-1],
+            api_key.encode("unicode_escape").decode("ascii"),
+            repr(api_key.encode("utf-8", "backslashreplace"))[2:-1],
+        }
+        for form in sorted(forms, key=len, reverse=True):
+            text = text.replace(form, "<redacted>")
+    return REDACTOR.scrub(text)
+
+
+def _internal_error(exc: BaseException, api_key: str) -> PollError:
+    """The `internal` outcome for an exception no rule classified."""
+    try:
+        detail = str(exc)
+    except Exception:
+        detail = "(the exception could not be shown)"
+    message = f"unexpected {type(exc).__name__}: {detail}"
+    if isinstance(exc, _UNSENDABLE):
+        message = (
+            "the request could not be sent: check this account's api_key and base_url"
+            " for invisible or control characters, then reload; " + message
+        )
+    error = PollError(Reason.INTERNAL, one_line(_scrub_key(message, api_key)))
+    error.__cause__ = exc
+    return error
+
+
+def _traceback_text(exc: BaseException, api_key: str) -> str:
+    """The traceback as one scrubbed text field (never raw on stderr)."""
+    return _scrub_key("".join(traceback.format_exception(exc)), api_key)
 
 
 def _transport_message(exc: httpx.TransportError) -> str:

@@ -12,7 +12,16 @@ Pure arithmetic, kept apart from the asyncio loop so the rules can be tested alo
 * rate limited: the interval doubled per consecutive 429, capped at
   `MAX_BACKOFF_INTERVALS` intervals, and never less than the provider's cooldown
   (VidNavigator bans a key for a minute);
+* internal (the exporter's own fault: a bug, or a config value only the HTTP library
+  rejects): the normal interval, never sooner and never growing. Retrying sooner
+  cannot fix our own code and would hit the vendor for nothing; growing the delay
+  would slow the recovery once the cause is gone (a vendor fixing its headers, a
+  reload fixing a key), and one counted error per interval is what keeps the fault
+  visible on `saas_quota_poll_errors_total{reason="internal"}`;
 * `Retry-After` from the vendor is a floor on every one of these.
+
+Any number of consecutive failures gives a finite delay: the doubling stops long
+before a float could overflow (a vendor down for days must not break the schedule).
 """
 
 from __future__ import annotations
@@ -26,6 +35,9 @@ JITTER: Final = 0.1
 # First retry after a transient fault, before doubling.
 RETRY_BASE: Final = 10.0
 MAX_BACKOFF_INTERVALS: Final = 8
+# 2**64 times any base is past every cap above, and still a finite float: a longer
+# streak would make `2**exponent` an int too large to convert (OverflowError).
+_MAX_EXPONENT: Final = 64
 
 TRANSIENT: Final = frozenset({Reason.SERVER, Reason.TIMEOUT, Reason.NETWORK})
 
@@ -46,7 +58,7 @@ def next_delay(
     """Seconds until the next poll. `reason` None means the poll succeeded."""
     if reason is None:
         return jittered(interval, rng)
-    exponent = max(consecutive_failures - 1, 0)
+    exponent = min(max(consecutive_failures - 1, 0), _MAX_EXPONENT)
     if reason in TRANSIENT:
         delay = jittered(min(min(RETRY_BASE, interval) * 2**exponent, interval), rng)
     elif reason is Reason.RATE_LIMITED:

@@ -4,13 +4,14 @@
 and the end-to-end tests poll it to prove behaviour over real sockets. Each vendor
 lives under its own prefix (`/pictory/pictoryapis/v1/quota`, ...), which is exactly
 what a config's `base_url` override is for. Bodies follow the shapes documented in
-providers/README.md, with usage that grows with time.
+docs/providers/, with usage that grows with time.
 
 Tests take control per API key with `set_fault` (status, body, headers, delay).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import select
 import socket
@@ -18,8 +19,9 @@ import struct
 import sys
 import threading
 import time
+import zlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -74,6 +76,13 @@ class Fault:
     reset: bool = False
     # Stream this many bytes of filler as the body instead of `body`.
     stream_bytes: int = 0
+    # A gzip bomb instead of `body`: `Content-Encoding: gzip` and a compressed body
+    # that decodes to this many bytes of filler (about a thousandth of it on the wire).
+    gzip_bomb: int = 0
+    # Send the status line and headers at once, then the body one byte every `drip`
+    # seconds: a vendor that answers but never finishes (each read makes progress,
+    # so only a timeout over the whole request ends it).
+    drip: float = 0.0
 
 
 class VendorSimulator:
@@ -189,7 +198,7 @@ class VendorSimulator:
             body = normal.body
         else:
             status, headers, body = fault.status, fault.headers, fault.body
-        return Fault(status, body, headers, 0.0, fault.reset, fault.stream_bytes), fault.delay
+        return replace(fault, status=status, body=body, headers=headers, delay=0.0), fault.delay
 
     def _normal(self, provider: str, account: SimAccount | None) -> Fault:
         if account is None or account.provider != provider:
@@ -243,6 +252,9 @@ def _make_handler(sim: VendorSimulator) -> type[BaseHTTPRequestHandler]:
                 self._stream(answer)
                 return
             body = answer.body or b""
+            if answer.gzip_bomb:
+                body = gzip_filler(answer.gzip_bomb)
+                answer = replace(answer, headers={**answer.headers, "Content-Encoding": "gzip"})
             try:
                 self.send_response(HTTPStatus(answer.status))
                 has_type = any(k.lower() == "content-type" for k in answer.headers)
@@ -252,9 +264,22 @@ def _make_handler(sim: VendorSimulator) -> type[BaseHTTPRequestHandler]:
                     self.send_header(name, value)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body)
+                if answer.drip:
+                    self._drip(body, answer.drip)
+                else:
+                    self.wfile.write(body)
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the client gave up (a timeout test); nothing to tell
+
+        def _drip(self, body: bytes, seconds: float) -> None:
+            """One byte every `seconds`, until the body is out or the client leaves."""
+            self.wfile.flush()
+            for i in range(len(body)):
+                if i and self._client_left_within(seconds):
+                    self.close_connection = True
+                    return
+                self.wfile.write(body[i : i + 1])
+                self.wfile.flush()
 
         def _client_left_within(self, delay: float) -> bool:
             """Wait `delay` seconds, or until the client closes the connection."""
@@ -294,6 +319,21 @@ def _make_handler(sim: VendorSimulator) -> type[BaseHTTPRequestHandler]:
                 sim._ended.notify_all()
 
     return Handler
+
+
+@functools.cache
+def gzip_filler(decoded_bytes: int) -> bytes:
+    """A gzip member that decodes to `decoded_bytes` spaces (cached: a bomb of
+    hundreds of MiB takes a moment to compress and is sent many times)."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)  # wbits 31: a gzip header
+    chunk = b" " * min(decoded_bytes, 2**20)
+    parts = []
+    left = decoded_bytes
+    while left > 0:
+        parts.append(compressor.compress(chunk[:left]))
+        left -= min(left, len(chunk))
+    parts.append(compressor.flush())
+    return b"".join(parts)
 
 
 def _iso(moment: datetime, millis: bool = False) -> str:

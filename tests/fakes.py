@@ -54,7 +54,10 @@ class ScriptedVendor:
         responder = self.answers.get(request.url.path)
         if responder is None:
             return httpx.Response(404, json={"error": "no such path"})
-        return responder(request)
+        answer = responder(request)
+        # An httpx.Response built from content is read (and decoded) at once; the
+        # poller reads the raw stream as a real transport gives it, so hand it that.
+        return httpx.Response(answer.status_code, headers=answer.headers, stream=answer.stream)
 
     def count(self, path: str) -> int:
         return sum(1 for _, p in self.calls if p == path)

@@ -7,22 +7,25 @@ contract at once. Regenerate it deliberately with UPDATE_GOLDEN=1.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.collector import MetricsRenderer, QuotaCollector, accepts_gzip
-from exporter.model import Readings, Reason
+from exporter.collector import FORMATS, MetricsRenderer, QuotaCollector, accepts_gzip
+from exporter.model import PollError, Readings, Reason
 from exporter.providers import PROVIDERS
 from exporter.state import AccountState, ReloadStatus, StateStore
+from exporter.web import landing_page
 from tests.e2e import require_binary
 from tests.exposition import samples
 from tests.fakes import up_state
-from tests.providers.fixtures import body, headers
+from tests.providers.fixtures import body, edited, headers
 
 GOLDEN = Path(__file__).parent / "golden" / "metrics.prom"
 NOW = 1_780_000_000.0
@@ -257,6 +260,45 @@ def test_each_format_stays_cached_for_the_same_snapshot() -> None:
     assert renderer.renders == 2, "one render per format, not one per alternation"
 
 
+def distinct_accept_headers(count: int) -> list[str]:
+    """`count` Accept headers, no two alike, that a scraper could send."""
+    shapes = (
+        "application/openmetrics-text; version=1.0.0; x={n}",
+        "application/openmetrics-text; version=1.0.{n}",
+        "application/openmetrics-text; version=1.{n}.0; escaping=allow-utf-8",
+        "application/openmetrics-text;version=1.0.0.{n};escaping=dots;q=0.5,*/*;q=0.1",
+        "text/plain; version=1.0.{n}; escaping=values",
+        "text/plain; version=0.0.4; q=0.{n}",
+        "text/plain;version=1.{n}.0",
+    )
+    return [shapes[n % len(shapes)].format(n=n) for n in range(count)]
+
+
+def test_distinct_accept_headers_share_one_entry_per_negotiated_format() -> None:
+    # Keyed by the Content-Type string, every version a scraper names got its own
+    # render and its own cached copy of the whole quota exposition.
+    renderer = MetricsRenderer(QuotaCollector(golden_store(), lambda: NOW), process_metrics=False)
+    types = set()
+    for accept in distinct_accept_headers(1000):
+        types.add(renderer.render(accept, None).content_type)
+    assert renderer.renders <= len(FORMATS), "at most one render per format per snapshot"
+    assert len(types) <= len(FORMATS)
+    assert renderer.cached_formats <= FORMATS
+    assert renderer.renders == len(renderer.cached_formats)
+    # The Content-Type is one of ours, never the client's version echoed back.
+    assert types <= {f.content_type for f in FORMATS}
+    assert not any("1.0.7" in t or "x=" in t for t in types)
+
+
+def test_an_accept_version_that_is_no_number_gets_the_text_format() -> None:
+    # prometheus_client compares "abc" with 1 and raised TypeError: no answer at all.
+    renderer = MetricsRenderer(QuotaCollector(golden_store(), lambda: NOW), process_metrics=False)
+    for accept in ("application/openmetrics-text; version=abc", "text/plain; version=1.x"):
+        rendered = renderer.render(accept, None)
+        assert rendered.content_type == "text/plain; version=0.0.4; charset=utf-8"
+        assert b"saas_quota_up" in rendered.body
+
+
 @pytest.mark.parametrize(
     ("header", "gzip"),
     [
@@ -281,3 +323,101 @@ def test_each_format_stays_cached_for_the_same_snapshot() -> None:
 )
 def test_accepts_gzip_follows_the_header_weights(header: str, gzip: bool) -> None:
     assert accepts_gzip(header) is gzip
+
+
+# --- one vendor never breaks everyone ------------------------------------------------
+
+# What json.loads hands an adapter from a hostile or broken vendor: lone surrogates
+# (UTF-8 cannot encode them), controls, NULs, a megabyte of text.
+HOSTILE = "Pro \udfff\ud800\x00\x1b[2J\r\n" + "\u202e" + "x" * 1_000_000
+
+
+def hostile_store() -> StateStore:
+    """The golden accounts plus accounts whose vendors sent HOSTILE everywhere."""
+    store = golden_store()
+    _, golden, reload = store.snapshot()
+    vertaaux = PROVIDERS["vertaaux"].parse(
+        200,
+        headers("vertaaux", "headers.json"),
+        edited("vertaaux", "quota_pro.json", {("plan",): HOSTILE[:150]}),
+    )
+    vidnavigator = PROVIDERS["vidnavigator"].parse(
+        200,
+        {},
+        edited(
+            "vidnavigator",
+            "usage_v3_credits.json",
+            {
+                ("data", "subscription", "plan_name"): HOSTILE,
+                ("data", "usage", "transcription_hour", "used"): 1e308,
+            },
+        ),
+    )
+    piloterr = PROVIDERS["piloterr"].parse(
+        200, {}, edited("piloterr", "usage.json", {("api_key", "alias"): HOSTILE})
+    )
+    with pytest.raises(PollError) as caught:
+        PROVIDERS["pictory"].parse(500, {}, json.dumps({"message": HOSTILE}).encode())
+    failing = replace(
+        good("pictory", "hostile_error", parsed("pictory", "quota.json")),
+        up=False,
+        last_error=caught.value.message,
+    ).with_error(caught.value.reason)
+    store.set_accounts(
+        [
+            *golden,
+            good("vertaaux", "hostile", vertaaux),
+            good("vidnavigator", "hostile", vidnavigator),
+            good("piloterr", "hostile", piloterr),
+            failing,
+        ]
+    )
+    store.set_reload(reload)
+    return store
+
+
+def test_hostile_vendor_text_renders_in_every_format_and_costs_no_other_account() -> None:
+    store = hostile_store()
+    page = landing_page(store, NOW).encode("utf-8")  # strict, as web.py encodes it
+    renderer = MetricsRenderer(QuotaCollector(store, lambda: NOW), process_metrics=False)
+    text = renderer.render(None, None).body
+    openmetrics = renderer.render("application/openmetrics-text; version=1.0.0", None).body
+
+    # Every series of every other account is there, unchanged.
+    exported = samples(text.decode("utf-8"))
+    golden = samples(render(golden_store()))
+    assert {k: v for k, v in exported.items() if k in golden} == golden
+    om_names = {
+        s.name
+        for family in openmetrics_families(openmetrics.decode("utf-8"))
+        for s in family.samples
+    }
+    assert {name for name, _ in golden} <= om_names
+
+    # The hostile accounts are exported too, with safe, bounded label values.
+    for provider in ("vertaaux", "vidnavigator", "piloterr"):
+        assert value(text.decode(), "saas_quota_up", provider=provider, account="hostile") == 1
+    info = [
+        dict(labels)
+        for (name, labels), _ in exported.items()
+        if name == "saas_quota_account_info" and ("account", "hostile") in labels
+    ]
+    assert len(info) == 3
+    for labels in info:
+        for label_value in labels.values():
+            assert "\x00" not in label_value
+            assert "\ud800" not in label_value
+            assert len(label_value) <= 128 + len("...")
+    # The overflowing meter is the only one of its account that is missing.
+    ids = {"provider": "vidnavigator", "account": "hostile"}
+    assert value(text.decode(), "saas_quota_used", meter="transcription_seconds", **ids) is None
+    assert value(text.decode(), "saas_quota_used", meter="standard_requests", **ids) == 1250
+    # The page shows the failing account's error as one bounded line.
+    assert b"hostile_error" in page
+    assert len(page) < 20_000
+
+
+def openmetrics_families(text: str) -> list[Any]:
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families as om
+
+    return list(om(text))  # type: ignore[no-untyped-call]

@@ -10,21 +10,26 @@ account, HTTP status and a body excerpt, never the key.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import io
 import json
 import random
 import time
+import tracemalloc
+import zlib
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
 
 from exporter import log
 from exporter.collector import QuotaCollector
-from exporter.config import parse_config
+from exporter.config import AccountConfig, parse_config
 from exporter.model import Reason
 from exporter.poller import Poller, make_client
+from exporter.providers import PROVIDERS
+from exporter.redaction import REDACTOR, Secret
 from exporter.simulator import Fault, SimAccount, SimMeter, VendorSimulator
 from exporter.state import AccountState, StateStore
 from tests.fakes import FakeClock
@@ -76,6 +81,7 @@ class Rig:
     clock: FakeClock
     sim: VendorSimulator
     logs: io.StringIO
+    config_text: str
 
     async def step(self, seconds: float, stride: float = 1.0) -> None:
         end = self.clock.now + seconds
@@ -121,7 +127,7 @@ async def rig(simulator: VendorSimulator, logs: io.StringIO) -> AsyncIterator[Ri
             rng=random.Random(3),
         )
         poller.apply_config(parse_config("\n".join(lines)))
-        rig = Rig(poller, clock, simulator, logs)
+        rig = Rig(poller, clock, simulator, logs, "\n".join(lines))
         await rig.step(1)
         for provider in KEYS:
             assert rig.state(provider).up, rig.state(provider).last_error
@@ -303,3 +309,196 @@ async def test_recovery_is_logged_and_up_returns(rig: Rig) -> None:
     assert rig.state("pictory").up
     assert rig.state("pictory").consecutive_failures == 0
     assert [e["provider"] for e in rig.events("poll recovered")] == ["pictory"]
+
+
+# --- compressed answers: decoded here, a bounded step at a time -----------------------
+
+PICTORY_BODY = (
+    b'{"videoMinutes": {"used": 10, "limit": 100}, "aiCredits": {"used": 1, "limit": 50}}'
+)
+
+
+def gzip_bomb(size: int) -> bytes:
+    """`size` zero bytes gzip-compressed, built a MiB at a time (a 256 MiB bomb is
+    about 250 KB)."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    block = bytes(MIB)
+    parts = [packer.compress(block) for _ in range(size // MIB)]
+    return b"".join([*parts, packer.flush()])
+
+
+async def test_a_gzip_bomb_costs_no_memory_and_is_a_parse_error(rig: Rig) -> None:
+    bomb = gzip_bomb(256 * MIB)
+    assert len(bomb) < MIB // 2
+    rig.sim.set_fault(KEYS["pictory"], Fault(200, bomb, {"Content-Encoding": "gzip"}))
+    tracemalloc.start()
+    try:
+        await rig.step(70)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    state = rig.state("pictory")
+    assert state.last_error_reason is Reason.PARSE
+    assert "larger than 1048576 bytes" in (state.last_error or "")
+    # httpx inflated a whole 64 KiB network chunk at once (about 64 MiB of zeros);
+    # decoding in DECODE_STEP pieces keeps the peak near the 1 MiB cap.
+    assert peak < 16 * MIB, f"peak {peak / MIB:.1f} MiB while reading a gzip bomb"
+
+
+@pytest.mark.parametrize(
+    ("encoding", "body", "says"),
+    [
+        ("gzip", b'{"not": "gzip at all"}', "not valid gzip"),
+        ("x-gzip", b"\x1f\x8b\x08\x00garbage", "not valid x-gzip"),
+        ("deflate", b"\x00\x01\x02\x03 not deflate", "not valid deflate"),
+        ("gzip", gzip.compress(PICTORY_BODY)[:-12], "truncated"),
+        ("br", b"\x0b\x02\x80{}\x03", "Content-Encoding 'br'"),
+        ("zstd", b"(\xb5/\xfd\x00\x00", "Content-Encoding 'zstd'"),
+        ("gzip, compress", gzip.compress(PICTORY_BODY), "Content-Encoding 'compress'"),
+    ],
+)
+async def test_a_body_that_is_not_what_its_encoding_says_is_a_parse_error(
+    rig: Rig, encoding: str, body: bytes, says: str
+) -> None:
+    """Before: httpx.DecodingError escaped the poll and the account was never due again."""
+    key = KEYS["pictory"]
+    rig.sim.set_fault(key, Fault(200, body, {"Content-Encoding": encoding}))
+    await rig.step(70)
+    state = rig.state("pictory")
+    assert state.last_error_reason is Reason.PARSE, state.last_error
+    assert says in (state.last_error or "")
+    # Still scheduled: the vendor fixes its answer and the next poll sees it.
+    rig.sim.set_fault(key, None)
+    await rig.step(70)
+    assert rig.state("pictory").up
+
+
+@pytest.mark.parametrize(
+    ("encoding", "body"),
+    [
+        ("gzip", gzip.compress(PICTORY_BODY)),
+        ("x-gzip", gzip.compress(PICTORY_BODY)),
+        ("GZIP, identity", gzip.compress(PICTORY_BODY)),
+        # Two gzip members back to back are one valid gzip body (RFC 1952).
+        ("gzip", gzip.compress(PICTORY_BODY[:20]) + gzip.compress(PICTORY_BODY[20:])),
+        ("deflate", zlib.compress(PICTORY_BODY)),
+        ("deflate", zlib.compress(PICTORY_BODY, wbits=-zlib.MAX_WBITS)),  # raw deflate
+        ("deflate, gzip", gzip.compress(zlib.compress(PICTORY_BODY))),
+    ],
+)
+async def test_a_vendor_that_compresses_anyway_is_decoded(
+    rig: Rig, encoding: str, body: bytes
+) -> None:
+    rig.sim.set_fault(KEYS["pictory"], Fault(200, body, {"Content-Encoding": encoding}))
+    await rig.step(70)
+    state = rig.state("pictory")
+    assert state.up, state.last_error
+    assert rig.exported("pictory") == [600.0, 1.0]
+
+
+# --- a poll always ends in an outcome and a next poll ----------------------------------
+
+
+async def test_an_equal_reload_during_a_poll_keeps_its_outcome_and_polling_goes_on(
+    rig: Rig,
+) -> None:
+    """Before: the outcome was dropped (the account's config object had been replaced
+    by an equal one), the account stayed due at +inf and was never polled again."""
+    key = KEYS["pictory"]
+    rig.sim.set_fault(key, Fault(delay=0.5))
+    before = rig.state("pictory").polls_total
+    rig.clock.advance(70)
+    rig.poller.tick()  # due again: start the poll...
+    await asyncio.sleep(0.2)  # ...which now waits on the real socket
+    assert rig.poller.unscheduled() == []
+    rig.poller.apply_config(parse_config(rig.config_text))  # SIGHUP, nothing changed
+    await rig.poller.drain()
+    assert rig.state("pictory").polls_total == before + 1
+    assert rig.poller.unscheduled() == []
+    rig.sim.set_fault(key, None)
+    count = rig.sim.request_count(key)
+    await rig.step(80)
+    assert rig.sim.request_count(key) > count, "the account was never polled again"
+    assert rig.state("pictory").up
+
+
+def unsendable(sim: VendorSimulator) -> dict[str, AccountConfig]:
+    """Accounts the config loader should refuse but that reach the poller anyway."""
+    url = sim.base_url("pictory")
+
+    def account(name: str, key: str, base_url: str = url) -> AccountConfig:
+        return AccountConfig(
+            "pictory",
+            name,
+            Secret(key),
+            interval=60.0,
+            timeout=1.0,
+            max_staleness=300.0,
+            base_url=base_url,
+        )
+
+    return {
+        # U+200B survives strip(); httpx cannot encode it into a header.
+        "zero_width": account("zw", "pictai_zero\u200bwidth_key"),
+        # h11 refuses the header and quotes it back as bytes, newline escaped.
+        "newline": account("nl", "pictai_new\nline_key_0001"),
+        "tab_in_url": account(
+            "tab", "pictai_tab_in_url_key_01", url.replace("127.0.0.1", "127.0.\t0.1")
+        ),
+    }
+
+
+@pytest.mark.parametrize("name", ["zero_width", "newline", "tab_in_url"])
+async def test_an_unsendable_key_or_url_is_internal_and_polled_again(rig: Rig, name: str) -> None:
+    """Before: UnicodeEncodeError / httpx.InvalidURL escaped the poll task and the
+    account was never polled again (and h11's error quoted the key on `/`)."""
+    account = unsendable(rig.sim)[name]
+    REDACTOR.register(account.api_key.reveal())
+    rig.poller.apply_config(replace(parse_config(rig.config_text), accounts=(account,)))
+    await rig.step(150)
+    state = rig.poller.store.get(account.key)
+    assert state is not None
+    # Polled at once, then once per interval (+-10 %): rescheduled every time.
+    assert state.polls_total == 3, "rescheduled after every internal failure"
+    assert state.error_count(Reason.INTERNAL) == 3
+    assert state.last_error_reason is Reason.INTERNAL
+    assert "api_key and base_url" in (state.last_error or "")
+    assert rig.poller.unscheduled() == []
+    events = [e for e in rig.events("poll failed") if e["account"] == account.account]
+    assert [e["reason"] for e in events] == ["internal"] * 3
+    # The traceback once per run of internal failures, as one scrubbed text field.
+    assert "Traceback" in events[0]["traceback"]
+    assert [e.get("traceback") for e in events[1:]] == [None, None]
+    secret = account.api_key.reveal()
+    for form in (secret, repr(secret)[1:-1], repr(secret.encode("utf-8", "replace"))[2:-1]):
+        assert form not in rig.logs.getvalue()
+        assert form not in (state.last_error or "")
+
+
+def _raising(status: int, headers: Any, body: bytes) -> Any:
+    raise RuntimeError("adapter bug")
+
+
+def _returning_none(status: int, headers: Any, body: bytes) -> Any:
+    return None  # not a Readings: the poller trips over it
+
+
+@pytest.mark.parametrize("parse", [_raising, _returning_none])
+async def test_an_adapter_bug_is_internal_and_polling_goes_on(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch, parse: Any
+) -> None:
+    broken = replace(PROVIDERS["pictory"], parse=parse)
+    monkeypatch.setattr(
+        AccountConfig,
+        "adapter",
+        property(lambda self: broken if self.provider == "pictory" else PROVIDERS[self.provider]),
+    )
+    await rig.step(130)
+    state = rig.state("pictory")
+    assert state.last_error_reason is Reason.INTERNAL, state.last_error
+    assert state.error_count(Reason.INTERNAL) == 2
+    event = next(e for e in rig.events("poll failed") if e["provider"] == "pictory")
+    assert "adapter pictory: HTTP 200" in event["traceback"], "what triggered it is logged"
+    monkeypatch.undo()
+    await rig.step(70)
+    assert rig.state("pictory").up

@@ -6,17 +6,25 @@ time and `drain()` waits for those polls, so every assertion is exact.
 
 from __future__ import annotations
 
+import gzip
+import io
 import itertools
+import json
 import random
-from collections.abc import AsyncIterator
+import zlib
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import replace
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from exporter import log
 from exporter.collector import QuotaCollector
 from exporter.config import Config, parse_config
 from exporter.model import Reason
-from exporter.poller import USER_AGENT, Poller
+from exporter.poller import DECODE_STEP, USER_AGENT, Poller, _Inflate
 from exporter.state import StateStore
 from tests.fakes import FakeClock, ScriptedVendor, ok_json, status
 
@@ -336,3 +344,129 @@ async def test_backoff_grows_per_kind_of_fault(
         await run_for(poller, clock, 1)
     # The first 429 waits one interval (+-10 %), not 2**streak intervals.
     assert 53 <= clock.now - limited_at <= 68
+
+
+# --- a poll always ends in an outcome and a next poll ----------------------------------
+
+
+async def run_checked(poller: Poller, clock: FakeClock, seconds: float) -> None:
+    """run_for, also asserting that no poll task ended with an exception (on a real
+    loop that is "Task exception was never retrieved" on stderr, outside the log)."""
+    end = clock.now + seconds
+    while clock.now < end:
+        poller.tick()
+        tasks = list(poller._inflight.values())
+        await poller.drain()
+        for task in tasks:
+            assert task.cancelled() or task.exception() is None, task.exception()
+        assert poller.unscheduled() == []
+        clock.advance(1.0)
+
+
+async def test_a_long_outage_does_not_break_the_backoff(
+    poller: Poller, vendor: ScriptedVendor, clock: FakeClock
+) -> None:
+    """Before: the 1025th consecutive 5xx made next_delay overflow (2**1024 as a float)
+    inside the bookkeeping; the account was never polled again."""
+    vendor.answers[PICTORY] = status(503)
+    poller.apply_config(config("60s", "15m"))
+    poller.store.update(
+        ("pictory", "a"),
+        lambda s: replace(s, failure_streak=1100, last_error_reason=Reason.SERVER),
+    )
+    await run_checked(poller, clock, 200)
+    assert vendor.count(PICTORY) >= 3
+    state = poller.store.get(("pictory", "a"))
+    assert state is not None
+    assert state.last_error_reason is Reason.SERVER
+
+
+class BrokenLog:
+    """A logger whose every call fails, as printing to a closed stderr does."""
+
+    def bind(self, **_fields: object) -> BrokenLog:
+        return self
+
+    def __getattr__(self, _name: str) -> Callable[..., None]:
+        def fail(*_args: object, **_fields: object) -> None:
+            raise BrokenPipeError("stderr is gone")
+
+        return fail
+
+
+async def test_a_failing_log_cannot_stop_polling(
+    poller: Poller, vendor: ScriptedVendor, clock: FakeClock
+) -> None:
+    """Before: the exception from the log call escaped the poll task."""
+    vendor.answers[TORNADO] = status(500, b"down")
+    poller._log = BrokenLog()
+    poller.apply_config(config("60s"))
+    await run_checked(poller, clock, 200)
+    assert vendor.count(PICTORY) >= 3
+    assert vendor.count(TORNADO) >= 4
+    a = poller.store.get(("pictory", "a"))
+    assert a is not None
+    assert a.up
+    assert a.error_count(Reason.INTERNAL) == a.polls_total, "each broken log call is counted"
+
+
+@pytest.fixture
+def logs() -> Iterator[io.StringIO]:
+    buffer = io.StringIO()
+    log.configure("debug", "json", stream=buffer)
+    yield buffer
+    log.configure()
+
+
+async def test_tick_repairs_an_account_left_without_a_next_poll(
+    logs: io.StringIO, poller: Poller, vendor: ScriptedVendor, clock: FakeClock
+) -> None:
+    """The self-check: whatever road left an account neither in flight nor due, the
+    next tick reports it once, counts `internal` and schedules it (after the internal
+    backoff, so a bug that keeps doing it cannot hammer the vendor)."""
+    poller.apply_config(config("60s"))
+    await run_for(poller, clock, 1)
+    poller._due[("pictory", "a")] = float("inf")  # what the equal-reload bug did
+    assert poller.unscheduled() == [("pictory", "a")]
+    poller.tick()
+    assert poller.unscheduled() == []
+    state = poller.store.get(("pictory", "a"))
+    assert state is not None
+    assert state.error_count(Reason.INTERNAL) == 1
+    events = [json.loads(line) for line in logs.getvalue().splitlines()]
+    lost = [e for e in events if e["event"] == "account had no next poll; rescheduled"]
+    assert [(e["level"], e["provider"], e["account"]) for e in lost] == [("error", "pictory", "a")]
+    count = vendor.count(PICTORY)
+    await run_for(poller, clock, 70)
+    assert vendor.count(PICTORY) == count + 1
+    assert poller.unscheduled() == []
+
+
+# --- decoding: bounded steps, any chunking ---------------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    payload=st.binary(max_size=4096) | st.just(bytes(300_000)),
+    coding=st.sampled_from(["gzip", "deflate", "raw-deflate"]),
+    cuts=st.lists(st.integers(min_value=0, max_value=400_000), max_size=8),
+)
+def test_decoding_any_chunking_gives_the_body_in_bounded_steps(
+    payload: bytes, coding: str, cuts: list[int]
+) -> None:
+    if coding == "gzip":
+        packed = gzip.compress(payload)
+    elif coding == "deflate":
+        packed = zlib.compress(payload)
+    else:
+        packed = zlib.compress(payload, wbits=-zlib.MAX_WBITS)
+    layer = _Inflate("gzip" if coding == "gzip" else "deflate")
+    bounds = sorted({0, len(packed), *(c for c in cuts if c < len(packed))})
+    pieces = [
+        piece
+        for start, end in itertools.pairwise(bounds)
+        for piece in layer.feed(packed[start:end])
+    ]
+    layer.finish()
+    assert b"".join(pieces) == payload
+    assert all(len(piece) <= DECODE_STEP for piece in pieces)

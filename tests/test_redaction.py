@@ -19,7 +19,6 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from exporter.providers.base import excerpt, one_line
 from exporter.redaction import REDACTED, WINDOW, Redactor, Secret
 
 KEY = "sk_live_4f2a9c7e1b"
@@ -316,17 +315,15 @@ def test_no_fragment_of_a_key_split_by_whitespace_survives(
 
 
 def test_a_key_cut_to_its_first_16_characters_by_a_200_character_cut_is_scrubbed() -> None:
-    # Vendor text is cut to 200 characters before the log and `/` scrub it: 16
+    # Wherever vendor text is cut to 200 characters before it is scrubbed, 16
     # characters of the key survive the cut, and 16 >= 8 are still a fragment.
     key = "sk_live_Zq8tHk2Pw9Lm4Rx7Vb1"
     redactor = Redactor()
     redactor.register(key)
-    body = ("x" * 183 + " " + key).encode()
-    cut = excerpt(body)
+    cut = ("x" * 183 + " " + key)[:200] + "..."
     assert cut.endswith(key[:16] + "...")
-    assert key[:16] not in redactor.scrub(cut)
-    assert_no_fragment(key, redactor.scrub(cut))
-    assert_no_fragment(key, redactor.scrub(one_line("y" * 183 + " " + key.upper())))
+    assert redactor.scrub(cut) == "x" * 183 + " <redacted>..."
+    assert_no_fragment(key, redactor.scrub(("y" * 183 + " " + key.upper())[:200]))
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
@@ -78,3 +79,19 @@ def test_retry_after_is_a_floor_that_jitter_never_shortens(reason: Reason) -> No
     assert min(_delays(reason, 1, retry_after=3600.0)) == 3600.0
     # A Retry-After shorter than our own delay changes nothing.
     assert min(_delays(reason, 1, retry_after=1.0)) > 1.0
+
+
+def test_internal_faults_are_retried_at_the_normal_interval_never_faster_never_slower() -> None:
+    # Our own bug: sooner cannot fix it, later would slow the recovery once it is gone.
+    for failures in (1, 5, 50):
+        _within(_delays(Reason.INTERNAL, failures), 300.0)
+
+
+@pytest.mark.parametrize("reason", list(Reason))
+@pytest.mark.parametrize("failures", [1025, 5000, 10**9])
+def test_any_run_of_failures_gives_a_finite_delay(reason: Reason, failures: int) -> None:
+    """Before: 2**(failures - 1) overflowed a float after 1025 consecutive transient
+    failures (OverflowError), the poll task died and the account was never due again."""
+    delays = _delays(reason, failures)
+    assert all(math.isfinite(d) for d in delays)
+    assert max(delays) <= 300.0 * MAX_BACKOFF_INTERVALS * (1 + JITTER)

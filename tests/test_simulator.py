@@ -15,6 +15,7 @@ import os
 import resource
 import socket
 import struct
+import zlib
 from collections.abc import Iterator
 
 import httpx
@@ -190,7 +191,7 @@ EXPECTED = {
     ),
 }
 
-# The 401 bodies providers/README.md documents, one envelope per vendor.
+# The 401 bodies docs/providers/ documents, one envelope per vendor.
 UNAUTHORIZED = {
     "pictory": {"message": "Unauthorized"},
     "tornado": {"error": "Invalid API Key"},
@@ -330,7 +331,7 @@ def test_a_key_is_good_only_at_its_own_vendor(sim: VendorSimulator) -> None:
 
 
 def test_pictory_takes_the_raw_key_not_a_bearer_token(sim: VendorSimulator) -> None:
-    # providers/README.md 1: `Authorization: <key>`, no "Bearer".
+    # docs/providers/pictory.md: `Authorization: <key>`, no "Bearer".
     url = sim.base_url("pictory") + PROVIDERS["pictory"].path
     response = httpx.get(url, headers={"Authorization": f"Bearer {KEYS['pictory']}"}, timeout=5)
     assert response.status_code == 401
@@ -569,3 +570,74 @@ def test_a_delayed_answer_is_sent_on_a_connection_with_a_high_file_descriptor(
         connection.close()
         for fd in [base, *filler]:
             os.close(fd)
+
+
+# --- faults: gzip bombs and dripped bodies ----------------------------------------------
+
+
+def test_a_gzip_bomb_is_small_on_the_wire_and_decodes_to_its_size(sim: VendorSimulator) -> None:
+    size = 64 * MIB
+    sim.set_fault(KEYS["tornado"], Fault(200, gzip_bomb=size))
+    with connect(sim) as client:
+        client.sendall(raw_request("tornado", KEYS["tornado"]))
+        head, _, body = client.recv(65536).partition(b"\r\n\r\n")
+        lines = head.decode().split("\r\n")
+        headers = dict(line.split(": ", 1) for line in lines[1:])
+        length = int(headers["Content-Length"])
+        while len(body) < length:
+            body += client.recv(65536)
+    assert lines[0] == "HTTP/1.1 200 OK"
+    assert headers["Content-Encoding"] == "gzip"
+    # The whole point of a bomb: a thousand times bigger decoded than sent.
+    assert length < size // 500
+    decoded = zlib.decompress(body, wbits=31)
+    assert len(decoded) == size
+    assert decoded.strip() == b""
+
+
+def test_httpx_decodes_a_gzip_bomb_even_when_asked_for_identity(sim: VendorSimulator) -> None:
+    # Why the exporter must count decoded bytes: the server ignores Accept-Encoding.
+    sim.set_fault(KEYS["piloterr"], Fault(200, gzip_bomb=3 * MIB))
+    url = sim.base_url("piloterr") + PROVIDERS["piloterr"].path
+    headers = {
+        **PROVIDERS["piloterr"].auth_headers(KEYS["piloterr"]),
+        "Accept-Encoding": "identity",
+    }
+    response = httpx.get(url, headers=headers, timeout=10)
+    assert len(response.content) == 3 * MIB
+
+
+def test_a_dripped_answer_arrives_whole_one_byte_at_a_time(
+    sim: VendorSimulator, clock: FakeClock
+) -> None:
+    key = KEYS["vertaaux"]
+    clock.advance(ELAPSED)
+    body = b'{"plan": "pro"}'
+    sim.set_fault(key, Fault(200, body=body, drip=0.01))
+    with connect(sim) as client:
+        client.sendall(raw_request("vertaaux", key))
+        received = b""
+        while not received.endswith(body):
+            piece = client.recv(65536)
+            assert piece, f"closed early after {received!r}"
+            received += piece
+    assert b"Content-Length: 15\r\n" in received
+
+
+def test_a_client_timing_out_on_a_dripped_body_ends_the_drip(sim: VendorSimulator) -> None:
+    key = KEYS["pictory"]
+    sim.set_fault(key, Fault(200, body=b"x" * 10_000, drip=0.05))
+    url = sim.base_url("pictory") + PROVIDERS["pictory"].path
+    with (
+        httpx.Client(timeout=5) as client,
+        client.stream("GET", url, headers=PROVIDERS["pictory"].auth_headers(key)) as response,
+    ):
+        # The headers came at once; the body would take 500 s.
+        assert response.status_code == 200
+        assert response.headers["content-length"] == "10000"
+        first = next(response.iter_raw(1))
+        assert first == b"x"
+    # The handler notices the close between two bytes and stops: the next answer
+    # on a fresh connection is not held up behind it.
+    sim.set_fault(key, None)
+    assert get(sim, "pictory", key, timeout=5).status_code == 200

@@ -58,6 +58,7 @@ def test_a_new_account_is_down_unpolled_with_every_reason_at_zero() -> None:
         (Reason.TIMEOUT, 0),
         (Reason.NETWORK, 0),
         (Reason.PARSE, 0),
+        (Reason.INTERNAL, 0),
     )
 
 
@@ -93,7 +94,7 @@ def test_values_expire_only_when_older_than_max_staleness(age: float, stale: boo
 
 
 def test_failed_polls_keep_the_last_good_values_until_they_expire() -> None:
-    # DESIGN.md failure semantics: up goes to 0, values stay until max_staleness.
+    # docs/metrics.md, Failure semantics: up goes to 0, values stay until max_staleness.
     state = replace(succeeded(600.0), up=False, consecutive_failures=2)
     assert state.fresh_readings(NOW) is READINGS
     assert state.fresh_readings(NOW + 300.0) is READINGS
@@ -128,6 +129,7 @@ def test_error_counters_accumulate_per_reason_in_a_fixed_order() -> None:
         Reason.TIMEOUT: 1,
         Reason.NETWORK: 0,
         Reason.PARSE: 1,
+        Reason.INTERNAL: 0,
     }
     # The order stays the contract's, so the rendered series order never shifts.
     assert [r for r, _ in state.errors_total] == list(Reason)

@@ -12,13 +12,14 @@ from __future__ import annotations
 import gzip
 import http.client
 import re
+import resource
 import socket
 import struct
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import bcrypt
 import pytest
@@ -31,10 +32,17 @@ from exporter.collector import MetricsRenderer, QuotaCollector
 from exporter.model import MeterReading, Readings
 from exporter.redaction import REDACTOR
 from exporter.state import AccountState, ReloadStatus, StateStore
-from exporter.web import ExporterHTTPServer, WebApp, WebSecurity, serve
+from exporter.web import (
+    ExporterHTTPServer,
+    Limits,
+    WebApp,
+    WebSecurity,
+    default_max_connections,
+    serve,
+)
 from exporter.webconfig import TLSSettings, WebConfig
 from tests.certs import make_pki
-from tests.e2e import basic
+from tests.e2e import basic, wait_until
 from tests.exposition import samples
 from tests.fakes import up_state
 
@@ -123,12 +131,7 @@ class Servers:
             clock=lambda: NOW,
         )
         server = ExporterHTTPServer((host, 0), app)
-        # serve() polls for shutdown every 0.5 s; a short poll keeps the many
-        # teardowns of this file quick. serve() itself has its own test below.
-        thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-        )
-        thread.start()
+        thread = serve(server)
         harness = Harness(server, thread, store, renderer, ready, reload)
         self.started.append(harness)
         return harness
@@ -308,7 +311,7 @@ def test_405_names_the_allowed_methods(web: Harness, method: str, path: str, all
 
 @pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH", "OPTIONS"])
 def test_other_methods_are_refused_and_the_connection_closed(web: Harness, method: str) -> None:
-    # The standard library answers methods without a do_* handler itself (501).
+    # No route takes them: 501, and the body they may carry is not read.
     answer = request(web.port, method, "/metrics")
     assert answer.status == 501
     assert answer.headers["Connection"] == "close"
@@ -404,7 +407,7 @@ def test_a_slow_reload_does_not_hold_up_scrapes(web: Harness) -> None:
     poster.start()
     try:
         assert web.reload.entered.wait(5), "the reload never started"
-        # Every handler has its own thread: the stalled reload holds only its own.
+        # Reloads run on threads of their own: a stalled one never holds a scrape.
         assert request(web.port, "GET", "/metrics").status == 200
         assert request(web.port, "GET", "/-/healthy").status == 200
         assert request(web.port, "GET", "/").status == 200
@@ -635,8 +638,8 @@ def test_a_malformed_request_line_gets_an_http_status_line(web: Harness, data: b
 
 
 def test_idle_and_half_sent_connections_do_not_block_a_scrape(web: Harness) -> None:
-    # Each connection waits in its own thread: clients that connect and send
-    # nothing, or stop mid-request, hold only their own thread.
+    # Clients that connect and send nothing, or stop mid-request, hold only their
+    # own connection.
     idle = [socket.create_connection(("127.0.0.1", web.port), timeout=5) for _ in range(5)]
     idle[0].sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nAccept-Enc")
     idle[1].sendall(b"GE")
@@ -651,18 +654,6 @@ def test_idle_and_half_sent_connections_do_not_block_a_scrape(web: Harness) -> N
 def test_a_client_that_resets_is_not_a_traceback_on_stderr(
     web: Harness, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    # Know when the server is done with each connection, so the check below is
-    # not a race: wrap the per-connection thread body (observation only).
-    finished = threading.Semaphore(0)
-    original = web.server.process_request_thread
-
-    def observed(request: Any, client_address: Any) -> None:
-        try:
-            original(request, client_address)
-        finally:
-            finished.release()
-
-    web.server.process_request_thread = observed  # type: ignore[method-assign]
     for payload in (b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", b""):
         sock = socket.create_connection(("127.0.0.1", web.port), timeout=5)
         if payload:
@@ -670,8 +661,8 @@ def test_a_client_that_resets_is_not_a_traceback_on_stderr(
         # SO_LINGER 0: close() sends RST, as a scraper that gives up mid-scrape can.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         sock.close()
-    for _ in range(2):
-        assert finished.acquire(timeout=10), "the server never finished a connection"
+    # The server is done with both once it holds no connection any more.
+    wait_until(lambda: web.server.connections == 0, timeout=10)
     assert request(web.port, "GET", "/-/healthy").status == 200
     assert "Traceback" not in capfd.readouterr().err
 
@@ -839,3 +830,106 @@ def test_a_failed_tls_handshake_leaves_the_server_serving(web: Harness, tmp_path
         assert ask(conn, "GET", "/-/healthy").status == 200
     finally:
         conn.close()
+
+
+# --- bounds -------------------------------------------------------------------------
+
+
+def limited(servers: Servers, limits: Limits) -> Harness:
+    web = servers.start()
+    web.server.limits = limits
+    return web
+
+
+def closed_by_server(sock: socket.socket, within: float) -> bool:
+    sock.settimeout(within)
+    try:
+        while sock.recv(65536):
+            pass
+    except TimeoutError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def test_connections_do_not_cost_a_thread_each(web: Harness) -> None:
+    # http.server started a thread per connection: 60 idle clients, 60 threads.
+    assert request(web.port, "GET", "/-/healthy").status == 200  # the workers are up
+    before = threading.active_count()
+    idle = [socket.create_connection(("127.0.0.1", web.port), timeout=5) for _ in range(60)]
+    try:
+        wait_until(lambda: web.server.connections == 60, timeout=10)
+        assert threading.active_count() <= before + 2
+        assert request(web.port, "GET", "/metrics").status == 200
+    finally:
+        for sock in idle:
+            sock.close()
+
+
+def test_a_full_server_evicts_the_longest_waiting_connection(servers: Servers) -> None:
+    web = limited(servers, Limits(max_connections=8))
+    oldest = [socket.create_connection(("127.0.0.1", web.port), timeout=5) for _ in range(8)]
+    wait_until(lambda: web.server.connections == 8, timeout=10)
+    try:
+        newer = [socket.create_connection(("127.0.0.1", web.port), timeout=5) for _ in range(8)]
+        # A normal client still gets through, and the cap holds.
+        for _ in range(3):
+            assert request(web.port, "GET", "/metrics").status == 200
+        assert web.server.connections <= 8
+        assert all(closed_by_server(sock, 5) for sock in oldest), "the oldest go first"
+        for sock in newer:
+            sock.close()
+    finally:
+        for sock in oldest:
+            sock.close()
+
+
+def test_slowloris_is_closed_by_the_request_deadline(servers: Servers) -> None:
+    web = limited(servers, Limits(request_timeout=1.0))
+    sock = socket.create_connection(("127.0.0.1", web.port), timeout=5)
+    try:
+        started = time.monotonic()
+        sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        closed = False
+        while time.monotonic() - started < 5:
+            try:
+                sock.sendall(b"a")  # a byte every 0.2 s: never idle, never done
+            except OSError:
+                closed = True
+                break
+            if closed_by_server(sock, 0.2):
+                closed = True
+                break
+        assert closed, "a head still arriving after its deadline must be closed"
+        assert time.monotonic() - started < 4
+    finally:
+        sock.close()
+
+
+def test_an_idle_kept_alive_connection_is_closed(servers: Servers) -> None:
+    web = limited(servers, Limits(idle_timeout=0.5))
+    conn = http.client.HTTPConnection("127.0.0.1", web.port, timeout=5)
+    try:
+        assert ask(conn, "GET", "/-/healthy").status == 200
+        assert conn.sock is not None
+        assert closed_by_server(conn.sock, 4)
+    finally:
+        conn.close()
+
+
+def test_an_accept_version_that_is_no_number_is_answered(web: Harness) -> None:
+    # prometheus_client raised TypeError on "version=abc": the client got no answer.
+    answer = request(
+        web.port, "GET", "/metrics", {"Accept": "application/openmetrics-text; version=abc"}
+    )
+    assert answer.status == 200
+    assert answer.headers["Content-Type"] == METRICS_TEXT
+
+
+@pytest.mark.parametrize(("soft", "cap"), [(1024, 256), (200, 50), (40, 16), (65536, 256)])
+def test_the_connection_cap_follows_the_fd_limit(
+    monkeypatch: pytest.MonkeyPatch, soft: int, cap: int
+) -> None:
+    monkeypatch.setattr(resource, "getrlimit", lambda _: (soft, 1 << 20))
+    assert default_max_connections() == cap

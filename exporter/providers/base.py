@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from exporter.model import PollError, Readings, Reason
+from exporter.model import FieldError as FieldError  # re-exported: adapters raise it
+from exporter.model import PollError, Readings, Reason, vendor_text
 
 Headers = Mapping[str, str]
 ParseFn = Callable[[int, Headers, bytes], Readings]
@@ -67,9 +68,12 @@ def excerpt(body: bytes) -> str:
 
 
 def one_line(text: str) -> str:
-    """Vendor text as one short line: it goes into logs and onto `/`."""
-    text = " ".join(text.split())
-    return text if len(text) <= _EXCERPT_CHARS else text[:_EXCERPT_CHARS] + "..."
+    """Vendor text as one short line: it goes into logs and onto `/`.
+
+    `_EXCERPT_CHARS` characters at most, plus the marker of a cut; made safe by the
+    same `vendor_text` the model applies to every message.
+    """
+    return vendor_text(text, _EXCERPT_CHARS)
 
 
 def unrecognised(status: int, body: bytes, what: str) -> PollError:
@@ -156,7 +160,7 @@ def classify_http_error(
     *,
     retry_after: float | None = None,
 ) -> PollError:
-    """The default classification of a non-2xx answer (providers/README.md 0.6).
+    """Default classification of a non-2xx answer (docs/providers/README.md, Error classification).
 
     Adapters call this for everything they have no vendor-specific rule for.
     """
@@ -186,10 +190,6 @@ def classify_http_error(
 
 
 # --- fields -----------------------------------------------------------------------
-
-
-class FieldError(ValueError):
-    """A field whose value cannot be read; the message names the field."""
 
 
 def is_unlimited(value: Any) -> bool:
@@ -300,8 +300,10 @@ def gather(
 ) -> tuple[dict[str, Any], tuple[str, ...]]:
     """Run each named part; keep the results that parsed, describe the rest.
 
-    One bad field costs its own meter only: providers/README.md 0.4 says a
-    non-numeric value is a parse error "for that meter only".
+    One bad field costs its own meter only: docs/providers/README.md (Parsing rules) says a
+    non-numeric value is a parse error "for that meter only". `FieldError` comes
+    from the field readers here and from the model's own checks (`MeterReading`
+    refuses a non-finite or negative figure), so both cost only their part.
     """
     results: dict[str, Any] = {}
     problems: list[str] = []

@@ -2,7 +2,7 @@
 
 The body is four `{used, limit}` entries for the current billing term; minutes are
 exported as seconds. Pictory gives no remaining, period or reset, so remaining is
-derived and no reset series exists (providers/README.md section 1).
+derived and no reset series exists (docs/providers/pictory.md).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Piloterr: GET /v2/usage with the raw key in `x-api-key` (free: costs no credits).
 
-Mapping decisions (providers/README.md section 3):
+Mapping decisions (docs/providers/piloterr.md):
 
 * Three credit meters. `api_credits` is `subscription` (plan allowance plus top-ups,
   reset at `period.end`, else `renewal_date`); `extra_credits` is the separate
@@ -14,7 +14,7 @@ Mapping decisions (providers/README.md section 3):
   from recording rules, and the vendor percentage is rounded (77 for 1550/2000).
 * Per-key caps `api_key.quotas.{total,daily,weekly,monthly}` become limit-only
   `key_requests_*` meters (usage against them is not reported). A null cap emits no
-  meter at all, not an unlimited flag (README 0.1 names this the one exception).
+  meter at all, not an unlimited flag (docs/providers/README.md: the one exception).
 * `rate_limit.per_{minute,second}` go to `Readings.rate_limits`; null (= unlimited)
   is omitted. `api_key.expires` (null = never) is the key expiry, `api_key.active`
   the key-active gauge; plan (legacy body), key alias and key category are info
@@ -131,7 +131,7 @@ def _ledger(
     """used/limit/remaining of one ledger; "unlimited" in limit or remaining wins."""
     raw_limit, raw_remaining = entry.get(limit_key), entry.get("remaining")
     used = number(entry.get(used_key), f"{where}.{used_key}")
-    # Undocumented for Piloterr, but README 0.4 makes "unlimited" a global rule.
+    # Undocumented for Piloterr, but docs/providers/README.md makes "unlimited" a global rule.
     if is_unlimited(raw_limit) or is_unlimited(raw_remaining):
         return MeterReading(meter, "credits", used=used, unlimited=True)
     limit = number(raw_limit, f"{where}.{limit_key}")

@@ -1,7 +1,7 @@
 """Tornado API: GET /usage with the raw key in `x-api-key`.
 
-One bare JSON object whose fields depend on the key type (providers/README.md
-section 2): every key has `client_name`, `usage_count` and `storage_usage_gb` (newer
+One bare JSON object whose fields depend on the key type (docs/providers/tornado.md,
+Response): every key has `client_name`, `usage_count` and `storage_usage_gb` (newer
 docs add `storage_reserved_gb` / `storage_effective_usage_gb`); Stripe-billed keys add
 `billing_period_start/end` and `current_period_usage_gb` (or `billing_error` when the
 vendor's billing lookup failed); trial / limited keys add `storage_limit_gb`,
@@ -16,7 +16,7 @@ Mapping decisions:
   does not carry is an absent meter or series, never 0.
 * GB to bytes: one factor for every GB field, `storage_limit_bytes /
   storage_limit_gb` when the body gives both (the vendor's own definition of a GB),
-  else 2**30 (README 0.4: binary reading inferred from "1 TB" = 1024 GB trial keys).
+  else 2**30 (docs/providers/README.md, Parsing rules: binary reading inferred from "1 TB").
 * `billing_period_*` come as ISO strings (docs) or epoch seconds (public SDK); epoch
   milliseconds are accepted defensively. `base.timestamp` handles all three.
 * `max_duration_limit_seconds` and `max_filesize_limit_bytes` (else MB x 2**20) are
@@ -49,9 +49,9 @@ from exporter.providers.base import (
     unrecognised,
 )
 
-# README 0.4: the default when the body does not define a GB itself (no limit fields).
+# docs/providers/README.md, Parsing rules: the default when the body defines no GB itself.
 _DEFAULT_GB = float(2**30)
-# README 2: `max_filesize_limit_mb` x 2**20 (inferred, binary like the GB fields).
+# docs/providers/tornado.md, Labels: `max_filesize_limit_mb` x 2**20 (inferred, binary).
 _MB = float(2**20)
 # client_name is customer-chosen text; one value per key keeps it low-cardinality,
 # but a label value should still stay short and on one line.
@@ -61,7 +61,7 @@ _MAX_LABEL_CHARS = 100
 def parse(status: int, headers: Headers, body: bytes) -> Readings:
     if status != 200:
         # 401 missing/invalid key, 403 storage quota (job creation only), 5xx and
-        # gateway HTML: nothing Tornado-specific, the shared rules fit (README 0.6).
+        # gateway HTML: nothing Tornado-specific, the shared rules fit (docs/providers/README.md).
         raise classify_http_error(status, headers, body)
     data = json_object(status, body)
     factor = _gb_factor(data)
@@ -156,7 +156,7 @@ def _storage(data: dict[str, Any], factor: float) -> MeterReading | None:
     limit_fields = ("storage_limit_bytes", "storage_limit_gb", "storage_remaining_gb")
     said_unlimited = [f for f in limit_fields if is_unlimited(data.get(f))]
     if said_unlimited:
-        # Not documented, but README 0.4 reads "unlimited" as unlimited everywhere;
+        # Not documented, but docs/providers/README.md reads "unlimited" as unlimited everywhere;
         # a body that also gives a number for the cap contradicts itself.
         numeric = [f for f in limit_fields if f not in said_unlimited and data.get(f) is not None]
         if numeric:

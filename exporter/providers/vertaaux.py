@@ -2,7 +2,7 @@
 
 The bare body `{plan, credits_total, credits_used, credits_remaining, reset_date}` is
 one daily audit-credit allowance, exported as the single `credits` meter
-(providers/README.md section 5). Mapping decisions:
+(docs/providers/vertaaux.md). Mapping decisions:
 
 * limit / remaining / reset come from the body; each falls back to its documented
   `X-RateLimit-Limit` / `-Remaining` / `-Reset` header only when the body field is
@@ -14,13 +14,13 @@ one daily audit-credit allowance, exported as the single `credits` meter
   On any other plan a negative, non-numeric or `"unlimited"` value is a parse problem
   that costs the meter (every other tier has a number, so a strange value means the
   body changed); a total missing from body and headers keeps the meter without a
-  limit (README 0.1: missing = unknown) but is still reported as a problem (README 5).
+  limit (missing = unknown) but is still reported as a problem (docs/providers/vertaaux.md).
 * `used` is only ever the vendor's `credits_used`; remaining is left to
   `MeterReading.effective_remaining` when neither body nor header gives it.
 * No period start: the window is documented as daily to midnight UTC, but the body
   says "billing period" and nothing gives the start, so none is invented.
 * Errors use `{error: <code>, message, details?, request_id?}`. 401 is `auth`;
-  a 403 is `forbidden` unless its code says the key itself is bad (README 0.6);
+  a 403 is `forbidden` unless its code says the key itself is bad (docs/providers/);
   the quota codes `rate_limit_exceeded` / `quota_exceeded` are `rate_limited` on any
   4xx, since the status of `quota_exceeded` is only inferred. `Retry-After` (seconds
   or HTTP date) is passed on; VertaaUX sends it, so no extra cooldown is needed.
@@ -168,7 +168,7 @@ def _amount(value: Any, where: str, *, enterprise: bool) -> float | _Unlimited |
         result = number(value, where)
     except FieldError:
         if enterprise:
-            # README 5: enterprise encoding is undocumented; non-numeric = unlimited.
+            # docs/providers/vertaaux.md: enterprise encoding undocumented; non-numeric = unlimited.
             return _UNLIMITED
         raise
     if result is not None and result < 0:
@@ -225,7 +225,7 @@ def _reason(status: int, code: str) -> Reason:
     if 400 <= status < 500 and code in _RATE_CODES:
         return Reason.RATE_LIMITED
     if status == 403 and code in _AUTH_CODES:
-        # README 0.6: a 403 that says the key is invalid/revoked is an auth problem.
+        # docs/providers/vertaaux.md, Errors: a 403 that says the key is bad is an auth problem.
         return Reason.AUTH
     # Everything else as for any vendor (402 payment, 403 forbidden, 5xx server...).
     return classify_http_error(status, {}, b"").reason

@@ -1,14 +1,14 @@
 """VidNavigator: GET /v1/usage with the raw key in `X-API-Key`.
 
 The body is an envelope `{"status": "success", "data": {...}}` whose `data` schema has
-had three generations (providers/README.md section 4), told apart by field presence:
+had three generations (docs/providers/vidnavigator.md), told apart by field presence:
 `credits` -> G3, `usage_period` -> G2, `current_period` -> G1. All three are parsed by
 one field-driven path, so a body that mixes generations still yields what it carries.
 
 Mapping decisions:
 
 * `usage.<key>` -> one meter per known key (G1/G2 quota table and G3 counter table,
-  README section 4). G1/G2 entries carry used/limit/remaining; G3 entries are used-only
+  docs/providers/vidnavigator.md). G1/G2 entries carry used/limit/remaining; G3 entries used-only
   activity counters. Hours become seconds (x 3600) on used, limit and remaining;
   `video_uploads` is `upload_seconds` when its unit is a time unit, else `uploads`.
 * Unknown `usage` keys are skipped with a warning naming them, not mapped generically:
@@ -19,7 +19,7 @@ Mapping decisions:
   `search_request` -> `search_requests`), the current G3 name wins and the other is
   skipped with a warning; both in one body is not expected.
 * G3 `credits`: limit = `monthly_total`, remaining = `monthly_remaining`, used = their
-  difference (inferred by the README, never below 0); `purchased` is a remaining-only
+  difference (inferred, docs/providers/vidnavigator.md; never < 0); `purchased` is a remaining-only
   `purchased_credits` meter with no reset (purchased credits persist).
 * `"unlimited"` (any case) in limit or remaining -> unlimited, no limit/remaining.
 * `percentage` is ignored: every object that has it also has limit and remaining, and
@@ -61,7 +61,7 @@ from exporter.providers.base import (
     unrecognised,
 )
 
-# A 429 bans the whole key for one minute (README 4, rate limits): never come back
+# A 429 bans the whole key for one minute (docs/providers/vidnavigator.md): never come back
 # sooner, whatever a header says.
 _BAN_SECONDS = 60.0
 
@@ -143,7 +143,7 @@ _SECTIONS = (
 
 _MAX_LISTED_KEYS = 10
 
-# 403 bodies that are about the key itself are `auth`, not `forbidden` (README 0.6).
+# 403 bodies that are about the key itself are `auth`, not `forbidden` (docs/providers/).
 _KEY_PROBLEM = re.compile(
     r"(api[ _-]?key|token).*(invalid|revoked|inactive|expired|disabled)|"
     r"(invalid|revoked|inactive|expired|disabled).*(api[ _-]?key|token)"
@@ -292,7 +292,7 @@ def _credits(
         )
     used = None
     if total is not None and remaining is not None:
-        # The vendor gives no used figure; README infers total - remaining. Rounded to
+        # The vendor gives no used figure; the docs page infers total - remaining. Rounded to
         # 1e-9 to drop binary float noise (80 - 58.505 = 21.494999999999997); vendor
         # figures have a handful of decimals. Never below 0 if remaining > total.
         used = max(round(total - remaining, _DECIMALS), 0.0)

@@ -22,11 +22,11 @@ ALERTMANAGER_CONFIG: Final = REPO / "deploy" / "alertmanager" / "alertmanager.ym
 GRAFANA_DIR: Final = REPO / "grafana"
 DASHBOARDS_DIR: Final = GRAFANA_DIR / "dashboards"
 PROVISIONING_DIR: Final = GRAFANA_DIR / "provisioning"
-README: Final = REPO / "README.md"
+ALERTING_DOC: Final = REPO / "docs/alerting.md"
+RUNBOOKS_DOC: Final = REPO / "docs/runbooks.md"
 
 REPO_URL: Final = "https://github.com/saas-quota-exporter/saas-quota-exporter"
-RUNBOOK_BASE: Final = f"{REPO_URL}/blob/main/README.md#"
-README_SECTION: Final = "## Alerts, rules and dashboards"
+RUNBOOK_BASE: Final = f"{REPO_URL}/blob/main/docs/runbooks.md#"
 
 
 @dataclass(frozen=True)
@@ -93,12 +93,14 @@ def dashboards() -> dict[str, dict[str, Any]]:
     }
 
 
-def readme_section() -> str:
-    """The README section this part of the project owns, up to the next `## `."""
-    text = README.read_text()
-    start = text.index(README_SECTION)
-    end = text.find("\n## ", start + len(README_SECTION))
-    return text[start : end if end != -1 else len(text)]
+def alerting_doc() -> str:
+    """docs/alerting.md: the thresholds table, the rules and where the dashboards go."""
+    return ALERTING_DOC.read_text()
+
+
+def runbooks_doc() -> str:
+    """docs/runbooks.md: one `## <alert>` section per alert."""
+    return RUNBOOKS_DOC.read_text()
 
 
 def github_anchor(heading: str) -> str:

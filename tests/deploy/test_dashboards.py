@@ -23,10 +23,10 @@ import pytest
 from tests.deploy.assets import (
     DASHBOARDS_DIR,
     PROVISIONING_DIR,
+    alerting_doc,
     dashboards,
     documented_parameters,
     load_yaml,
-    readme_section,
     recording_rule_names,
 )
 from tests.deploy.grafana import panel_targets, panels, query_variables
@@ -39,7 +39,7 @@ UIDS: Final = {
     "saas-quota-exporter-health.json": "saas-quota-exporter",
 }
 UNITS: Final = {"percentunit", "s", "bytes", "short", "none"}
-# DESIGN.md's metric contract, plus what Prometheus itself provides.
+# docs/metrics.md's metric contract, plus what Prometheus itself provides.
 CONTRACT: Final = {
     "saas_quota_used",
     "saas_quota_limit",
@@ -377,4 +377,4 @@ def test_provisioning_files() -> None:
     assert provider["type"] == "file"
     path = provider["options"]["path"]
     assert path.startswith("/"), path
-    assert path in readme_section(), "the README must say where to put the dashboards"
+    assert path in alerting_doc(), "docs/alerting.md must say where to put the dashboards"

@@ -2,8 +2,8 @@
 
 promtool and amtool validate the files and run the promtool unit tests in
 deploy/prometheus/tests. The Python checks hold the conventions those tools do not
-know: names, annotations, thresholds written in one documented place, a README runbook
-per alert, and unit tests that pin every alert just before and just after its `for:`.
+know: names, annotations, thresholds written in one documented place, a docs/runbooks.md
+section per alert, and unit tests that pin every alert just before and just after its `for:`.
 """
 
 from __future__ import annotations
@@ -28,12 +28,13 @@ from tests.deploy.assets import (
     AlertRule,
     alert_names,
     alert_rules,
+    alerting_doc,
     dashboards,
     documented_parameters,
     github_anchor,
     load_yaml,
-    readme_section,
     recording_rule_names,
+    runbooks_doc,
 )
 from tests.e2e import require_binary
 
@@ -293,8 +294,8 @@ def test_expressions_use_the_documented_thresholds() -> None:
             assert number in documented, f"{rule.name}: undocumented threshold {number}"
 
 
-def test_readme_lists_the_same_thresholds() -> None:
-    section = readme_section()
+def test_alerting_doc_lists_the_same_thresholds() -> None:
+    section = alerting_doc()
     rows = dict(re.findall(r"^\| `(\w+)` \| `([^`]+)` \|", section, re.MULTILINE))
     assert rows == documented_parameters()
 
@@ -302,13 +303,11 @@ def test_readme_lists_the_same_thresholds() -> None:
 # --- runbooks -------------------------------------------------------------------------
 
 
-def test_every_alert_has_a_runbook_in_the_readme() -> None:
-    section = readme_section()
-    assert "\n### Runbooks\n" in section
-    runbooks = section.split("\n### Runbooks\n", 1)[1]
-    headings = re.findall(r"^#### (.+)$", runbooks, re.MULTILINE)
-    assert headings == alert_names(), "one #### entry per alert, in the rules file's order"
-    entries = re.split(r"^#### .+$", runbooks, flags=re.MULTILINE)[1:]
+def test_every_alert_has_a_runbook_in_the_runbooks_doc() -> None:
+    runbooks = runbooks_doc()
+    headings = re.findall(r"^## (.+)$", runbooks, re.MULTILINE)
+    assert headings == alert_names(), "one ## section per alert, in the rules file's order"
+    entries = re.split(r"^## .+$", runbooks, flags=re.MULTILINE)[1:]
     for heading, entry in zip(headings, entries, strict=True):
         anchor = github_anchor(heading)
         rules = [r for r in alert_rules() if r.name == heading]

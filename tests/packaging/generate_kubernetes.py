@@ -1,4 +1,4 @@
-"""Generate the Kubernetes manifests that copy other files of the repository.
+"""Generate the Kubernetes manifests (and Helm chart files) that copy other files.
 
     .venv/bin/python -m tests.packaging.generate_kubernetes          # rewrite them
     .venv/bin/python -m tests.packaging.generate_kubernetes --check  # exit 1 if stale
@@ -9,9 +9,17 @@
 - deploy/kubernetes/base/grafana-dashboards.yaml: one ConfigMap per grafana/dashboards/*.json,
   labelled for Grafana's dashboard sidecar, holding the file's text verbatim.
 
+- deploy/helm/saas-quota-exporter/files/rules/ and files/dashboards/: byte-for-byte
+  copies of the same rule files and dashboards, which the chart's templates turn into
+  its PrometheusRule and dashboard ConfigMaps (`.Files.Glob`); a file in those folders
+  that has no source any more is stale too, and removed.
+
 Kustomize cannot do either itself: a PrometheusRule is not a ConfigMap, and a
-kustomization may not read files outside its own directory.
-tests/packaging/test_kubernetes.py fails when the committed files are stale.
+kustomization may not read files outside its own directory. Helm can build both, but
+only from files inside the chart, and `helm package` does not follow a symlink out of
+it, hence plain copies.
+tests/packaging/test_kubernetes.py and test_helm.py fail when the committed files are
+stale.
 """
 
 from __future__ import annotations
@@ -29,6 +37,9 @@ DASHBOARDS_DIR: Final = REPO / "grafana" / "dashboards"
 KUBERNETES_DIR: Final = REPO / "deploy" / "kubernetes" / "base"
 PROMETHEUS_RULE: Final = KUBERNETES_DIR / "prometheusrule.yaml"
 DASHBOARD_CONFIGMAPS: Final = KUBERNETES_DIR / "grafana-dashboards.yaml"
+HELM_CHART: Final = REPO / "deploy" / "helm" / "saas-quota-exporter"
+HELM_RULES_DIR: Final = HELM_CHART / "files" / "rules"
+HELM_DASHBOARDS_DIR: Final = HELM_CHART / "files" / "dashboards"
 
 NAME: Final = "saas-quota-exporter"
 # The label (and value) Grafana's sidecar watches for by default (kube-prometheus-stack:
@@ -130,14 +141,37 @@ def render_dashboards() -> str:
     return _dump(documents, header)
 
 
+def helm_copies() -> dict[Path, str]:
+    """The chart's copies of the rule files and dashboards: the same names and text."""
+    copies = {HELM_RULES_DIR / path.name: path.read_text() for path in rule_files()}
+    copies.update({HELM_DASHBOARDS_DIR / p.name: p.read_text() for p in dashboard_files()})
+    return copies
+
+
+def stale_helm_copies() -> list[Path]:
+    """Files in the chart's copy folders that no source file produces any more."""
+    wanted = helm_copies()
+    present = [p for d in (HELM_RULES_DIR, HELM_DASHBOARDS_DIR) if d.is_dir() for p in d.iterdir()]
+    return sorted(p for p in present if p not in wanted)
+
+
 def outputs() -> dict[Path, str]:
-    return {PROMETHEUS_RULE: render_prometheus_rule(), DASHBOARD_CONFIGMAPS: render_dashboards()}
+    return {
+        PROMETHEUS_RULE: render_prometheus_rule(),
+        DASHBOARD_CONFIGMAPS: render_dashboards(),
+        **helm_copies(),
+    }
+
+
+def _shown(path: Path) -> str:
+    return str(path.relative_to(REPO) if path.is_relative_to(REPO) else path)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tests.packaging.generate_kubernetes",
-        description="Regenerate the generated manifests in deploy/kubernetes/base.",
+        description="Regenerate the generated manifests in deploy/kubernetes/base and the"
+        " copies in deploy/helm/saas-quota-exporter/files.",
     )
     parser.add_argument("--check", action="store_true", help="exit 1 if a file is stale")
     args = parser.parse_args(argv)
@@ -148,11 +182,18 @@ def main(argv: list[str] | None = None) -> int:
             continue
         stale.append(path)
         if not args.check:
+            path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
     for path in stale:
         verb = "stale" if args.check else "wrote"
-        print(f"{verb}: {path.relative_to(REPO)}", file=sys.stderr)
-    return 1 if args.check and stale else 0
+        print(f"{verb}: {_shown(path)}", file=sys.stderr)
+    orphans = stale_helm_copies()
+    for path in orphans:
+        if not args.check:
+            path.unlink()
+        verb = "stale (no source)" if args.check else "removed"
+        print(f"{verb}: {_shown(path)}", file=sys.stderr)
+    return 1 if args.check and (stale or orphans) else 0
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ CONFIG_PATH: Final = "/etc/saas-quota-exporter/config.yml"
 KEY_PATH: Final = "/run/secrets/saas-quota-exporter/piloterr-api-key"
 API_KEY: Final = "sk-container-test-4f1b2c"  # the stand-in vendor's only valid key
 
-# How users are told to run it (README, compose, Kubernetes): no writable root
+# How users are told to run it (docs/deployment.md): no writable root
 # filesystem (and no tmpfs podman would otherwise add), no capabilities.
 HARDENED: Final = (
     "--read-only",

@@ -66,7 +66,7 @@ def _noop(_status: int, _headers: Headers, _body: bytes) -> Readings:
         (42, 42.0),
         (1.5, 1.5),
         (0.02, 0.02),
-        # Tornado's 403 body carries numbers as strings (providers/README.md 0.4).
+        # Tornado's 403 body carries numbers as strings (docs/providers/README.md).
         ("1024.00", 1024.0),
         ("42", 42.0),
         (" 42 ", 42.0),
@@ -392,7 +392,7 @@ def test_retry_after_missing_header_is_none() -> None:
 @pytest.mark.parametrize(
     ("status", "reason"),
     [
-        # DESIGN.md / providers/README.md 0.6.
+        # docs/providers/README.md, Error classification.
         (401, Reason.AUTH),
         (402, Reason.PAYMENT),
         (403, Reason.FORBIDDEN),
@@ -552,7 +552,7 @@ def test_unrecognised_quotes_only_a_bounded_excerpt() -> None:
     ],
 )
 def test_decode_json_never_raises(raw: bytes, expected: Any) -> None:
-    # Gateways send HTML and plain text with any status (README 0.4).
+    # Gateways send HTML and plain text with any status (docs/providers/README.md).
     assert decode_json(raw) == expected
 
 
@@ -677,7 +677,7 @@ def test_gather_keeps_what_parsed_and_describes_the_rest_in_order() -> None:
             "d": bad("d.limit"),
         }
     )
-    # One bad field costs its own part only (README 0.4); None results are kept, so
+    # One bad field costs its own part only (docs/providers/README.md); None results are kept, so
     # callers can tell "parsed as absent" from "failed".
     assert results == {"a": 1.0, "c": None}
     assert problems == (
@@ -731,7 +731,7 @@ def test_gather_lets_anything_but_field_errors_through(exc: Exception) -> None:
 
 
 def test_provider_defaults_match_the_polling_guidance() -> None:
-    # providers/README.md 0.5: 300 s default, 60 s floor for every vendor.
+    # docs/providers/README.md, Polling guidance: 300 s default, 60 s floor for every vendor.
     provider = Provider(
         name="example",
         default_base_url="https://api.example.com",

@@ -6,7 +6,7 @@ import pytest
 
 from exporter.model import MeterReading, PollError, Reason
 from exporter.providers.pictory import PROVIDER, parse
-from tests.providers.fixtures import body
+from tests.providers.fixtures import body, edited
 
 
 def _parse(name: str) -> dict[str, MeterReading]:
@@ -120,5 +120,30 @@ def test_provider_metadata() -> None:
         PROVIDER.url("http://127.0.0.1:9/pictory/")
         == "http://127.0.0.1:9/pictory/pictoryapis/v1/quota"
     )
-    # Raw key, no "Bearer" (providers/README.md section 1).
+    # Raw key, no "Bearer" (docs/providers/pictory.md).
     assert PROVIDER.auth_headers("pictai_x") == {"Authorization": "pictai_x"}
+
+
+# --- figures the model refuses cost only their meter ---------------------------------
+
+
+def test_minutes_that_overflow_when_scaled_cost_only_that_meter() -> None:
+    # 1e308 is a valid JSON float; x 60 it is +Inf, which no query can use.
+    readings = parse(200, {}, edited("pictory", "quota.json", {("videoMinutes", "limit"): 1e308}))
+    assert [m.meter for m in readings.meters] == [
+        "transcription_seconds",
+        "voiceover_seconds",
+        "ai_credits",
+    ]
+    assert readings.problems == (
+        "meter video_seconds limit: inf is not a finite number (out of range after scaling)",
+    )
+
+
+def test_a_negative_figure_is_a_parse_problem_for_that_meter() -> None:
+    readings = parse(200, {}, edited("pictory", "quota.json", {("aiCredits", "used"): -5}))
+    assert "ai_credits" not in {m.meter for m in readings.meters}
+    assert len(readings.meters) == 3
+    assert readings.problems == (
+        "meter ai_credits used: -5.0 is negative; a quota figure never is",
+    )

@@ -13,7 +13,7 @@ import pytest
 
 from exporter.model import MeterReading, PollError, Readings, Reason
 from exporter.providers.piloterr import PROVIDER, parse
-from tests.providers.fixtures import body
+from tests.providers.fixtures import body, edited
 
 DAY = 86400
 JAN_1_2026 = 1767225600
@@ -379,3 +379,31 @@ def test_provider_metadata() -> None:
     assert PROVIDER.auth_headers("k") == {"x-api-key": "k"}
     assert (PROVIDER.default_interval, PROVIDER.min_interval) == (300, 60)
     assert PROVIDER.rate_limit_cooldown == 0
+
+
+# --- figures the model refuses cost only their part ----------------------------------
+
+
+def test_a_negative_remaining_is_a_parse_problem_for_that_meter() -> None:
+    readings = parse(200, {}, edited("piloterr", "usage.json", {("remaining",): -450}))
+    assert "credits" not in {m.meter for m in readings.meters}
+    assert {"api_credits", "extra_credits"} <= {m.meter for m in readings.meters}
+    assert readings.problems == (
+        "meter credits remaining: -450.0 is negative; a quota figure never is",
+    )
+
+
+def test_a_negative_rate_limit_is_dropped_as_a_problem() -> None:
+    raw = edited(
+        "piloterr",
+        "usage.json",
+        {("rate_limit", "per_minute"): -1, ("rate_limit", "per_second"): 5},
+    )
+    readings = parse(200, {}, raw)
+    assert readings.rate_limits == (("second", 5.0),)
+    assert readings.problems == ("rate_limits minute: -1.0 is negative; a quota figure never is",)
+
+
+def test_a_key_alias_with_control_characters_is_one_safe_line() -> None:
+    raw = edited("piloterr", "usage.json", {("api_key", "alias"): "prod\r\n\ud800\x1b[31m"})
+    assert dict(parse(200, {}, raw).account_info)["key_alias"] == "prod \ufffd [31m"

@@ -1,10 +1,10 @@
 """The PROVIDERS registry, and the contract every registered adapter keeps.
 
-The first half checks the registry itself against DESIGN.md (names, paths, auth, polling
+The first half checks the registry itself against docs/providers/ (names, paths, auth, polling
 defaults) and that adding a vendor stays a one-module change. The second half runs
 every recorded response in tests/fixtures/<vendor>/ through its adapter and checks
 the invariants the collector relies on, whatever the vendor: finite non-negative
-values, DESIGN.md units, well-formed meter ids and labels, classified errors.
+values, docs/metrics.md units, well-formed meter ids and labels, classified errors.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from tests.providers.fixtures import FIXTURES, body, headers
 
 VENDORS = frozenset({"pictory", "tornado", "piloterr", "vidnavigator", "vertaaux"})
 
-# DESIGN.md "Config file": the path each adapter appends to its base URL.
+# docs/providers/README.md: the path each adapter appends to its base URL.
 DESIGN_PATHS = {
     "pictory": "/pictoryapis/v1/quota",
     "tornado": "/usage",
@@ -36,7 +36,7 @@ DESIGN_PATHS = {
     "vertaaux": "/api/v1/quota",
 }
 
-# providers/README.md sections 1-5: where the key goes. Every vendor takes the raw key.
+# docs/providers/<name>.md, Endpoint and auth: where the key goes. Every vendor takes the raw key.
 README_AUTH_HEADERS = {
     "pictory": "authorization",
     "tornado": "x-api-key",
@@ -45,14 +45,14 @@ README_AUTH_HEADERS = {
     "vertaaux": "x-api-key",
 }
 
-# DESIGN.md saas_quota_meter_info: "`seconds`, `bytes`, `credits`, `requests`, `jobs`, ...".
+# docs/metrics.md, Units: "`seconds`, `bytes`, `credits`, `requests`, `jobs`, ...".
 DESIGN_UNITS = frozenset({"seconds", "bytes", "credits", "requests", "jobs"})
 # The "..." in that list, as the adapters use it: VidNavigator's indexed_channels
 # counts channels (vidnavigator.py, like Tornado's `jobs` counts jobs). A new unit
 # belongs here only together with a reason.
 EXTRA_UNITS = frozenset({"channels"})
 
-# DESIGN.md saas_quota_rate_limit_requests: `window` values.
+# docs/metrics.md, Labels: saas_quota_rate_limit_requests `window` values.
 DESIGN_WINDOWS = frozenset({"second", "minute", "day"})
 
 SNAKE_CASE = re.compile(r"^[a-z][a-z0-9]*(?:_[a-z0-9]+)*$")
@@ -121,7 +121,7 @@ def test_default_base_url_is_https_without_a_trailing_slash(name: str) -> None:
     assert provider.default_base_url.startswith("https://")
     assert not provider.default_base_url.endswith("/")
     assert provider.url(None) == provider.default_base_url + provider.path
-    # DESIGN.md: a base_url override replaces scheme://host[:port][/prefix] only.
+    # docs/configuration.md: a base_url override replaces scheme://host[:port][/prefix] only.
     assert provider.url("http://127.0.0.1:8080/sim/") == "http://127.0.0.1:8080/sim" + (
         provider.path
     )
@@ -140,7 +140,7 @@ def test_auth_header_carries_the_raw_key(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(VENDORS))
 def test_polling_intervals_follow_the_guidance(name: str) -> None:
     provider = PROVIDERS[name]
-    # providers/README.md 0.5: 300 s default and a 60 s floor for all five.
+    # docs/providers/README.md, Polling guidance: 300 s default and a 60 s floor for all five.
     assert provider.default_interval == 300.0
     assert provider.min_interval == 60.0
     # config.py warns below min_interval: the default must never trigger that warning.
@@ -158,7 +158,7 @@ def test_metadata_is_present(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(VENDORS))
 def test_each_vendor_has_fixtures_and_a_test_module(name: str) -> None:
-    # DESIGN.md "Shape": adding a vendor is a module, a registry line, fixtures, tests.
+    # CONTRIBUTING.md, Adding a vendor: a module, a registry line, fixtures, tests.
     assert (FIXTURES / name).is_dir()
     assert (Path(__file__).parent / f"test_{name}.py").is_file()
 
@@ -180,7 +180,7 @@ def _vendor_name_literals(path: Path) -> set[str]:
 
 def test_no_module_outside_providers_branches_on_a_vendor_name() -> None:
     # Adding a vendor touches its module and the registry line, nothing else
-    # (DESIGN.md "Shape"): config, poller, collector and web look vendors up in
+    # (CONTRIBUTING.md, Adding a vendor): config, poller, collector and web look vendors up in
     # PROVIDERS. The one known exception is the demo's simulator, which plays every
     # vendor and so necessarily knows their bodies; a vendor without a simulated body
     # is simply not in the demo.
@@ -324,7 +324,7 @@ def _figures(m: MeterReading) -> dict[str, float | None]:
 
 @pytest.mark.parametrize(("vendor", "name"), SUCCESS, ids=_ids(SUCCESS))
 def test_success_values_are_finite_and_non_negative(vendor: str, name: str) -> None:
-    # DESIGN.md failure semantics: never made-up values. NaN, inf or a negative quota
+    # docs/metrics.md, Failure semantics: never made-up values. NaN, inf or a negative quota
     # figure would be one, and would break every ratio a recording rule builds.
     readings = _parse_success(vendor, name)
     for m in readings.meters:
@@ -346,7 +346,7 @@ def test_success_values_are_finite_and_non_negative(vendor: str, name: str) -> N
 
 @pytest.mark.parametrize(("vendor", "name"), SUCCESS, ids=_ids(SUCCESS))
 def test_success_remaining_matches_limit_minus_used(vendor: str, name: str) -> None:
-    # Not a rule of parse (DESIGN.md: the vendor's remaining is exported as given),
+    # Not a rule of parse (docs/metrics.md: the vendor's remaining is exported as given),
     # but every recorded body is internally consistent, so where a meter has all three
     # figures they agree; a disagreement means the adapter read the wrong field or
     # converted one figure with a different unit factor than the others.
@@ -358,7 +358,7 @@ def test_success_remaining_matches_limit_minus_used(vendor: str, name: str) -> N
 
 @pytest.mark.parametrize(("vendor", "name"), SUCCESS, ids=_ids(SUCCESS))
 def test_success_unlimited_meters_carry_no_limit_or_remaining(vendor: str, name: str) -> None:
-    # DESIGN.md: saas_quota_limit and _remaining are absent when unlimited.
+    # docs/metrics.md: saas_quota_limit and _remaining are absent when unlimited.
     for m in _parse_success(vendor, name).meters:
         if m.unlimited:
             assert m.limit is None, m.meter
@@ -390,7 +390,7 @@ def test_success_meters_use_design_units_and_snake_case_ids(vendor: str, name: s
     for m in _parse_success(vendor, name).meters:
         assert m.unit in DESIGN_UNITS | EXTRA_UNITS, f"{m.meter}: unit {m.unit!r}"
         assert SNAKE_CASE.match(m.meter), m.meter
-        # DESIGN.md: "the meter id carries the unit when it is physical" - and only then.
+        # docs/metrics.md, Units: "the meter id carries the unit when it is physical" - only then.
         assert (m.unit == "seconds") == m.meter.endswith("_seconds"), m.meter
         assert (m.unit == "bytes") == m.meter.endswith("_bytes"), m.meter
         # No percentages: ratios are the recording rules' job.

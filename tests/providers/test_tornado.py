@@ -8,7 +8,7 @@ import pytest
 
 from exporter.model import MeterReading, PollError, Readings, Reason
 from exporter.providers.tornado import PROVIDER, parse
-from tests.providers.fixtures import body
+from tests.providers.fixtures import body, edited
 
 GIB = 2**30
 # Hand-computed: 2026-05-01T00:00:00Z is 20574 days after the epoch
@@ -242,7 +242,7 @@ def test_unusable_200_is_a_parse_error(raw: bytes, fragment: str) -> None:
     assert fragment in info.value.message
 
 
-# --- edge cases from providers/README.md ---------------------------------------------
+# --- edge cases from docs/providers/tornado.md ----------------------------------------
 
 
 def test_numeric_strings_are_accepted() -> None:
@@ -399,3 +399,46 @@ def test_provider_metadata() -> None:
     assert PROVIDER.min_interval == 60
     assert PROVIDER.rate_limit_cooldown == 0
     assert PROVIDER.docs_url == "https://docs.tornadoapi.io/api-reference/user/get-usage"
+
+
+# --- figures the model refuses cost only their meter ---------------------------------
+
+
+def test_gigabytes_that_overflow_when_scaled_cost_only_that_meter() -> None:
+    # 1e308 GB x 2**30 is +Inf bytes; the job counter is untouched.
+    raw = edited("tornado", "usage_no_limit.json", {("storage_effective_usage_gb",): 1e308})
+    readings = parse(200, {}, raw)
+    assert {m.meter for m in readings.meters} == {"storage_reserved_bytes", "jobs"}
+    assert readings.problems == (
+        "meter storage_bytes used: inf is not a finite number (out of range after scaling)",
+    )
+
+
+def test_a_cap_that_overflows_when_scaled_is_dropped_as_a_problem() -> None:
+    raw = edited(
+        "tornado",
+        "usage_no_limit.json",
+        {("max_filesize_limit_mb",): 1e308, ("max_duration_limit_seconds",): 3600},
+    )
+    readings = parse(200, {}, raw)
+    assert readings.key_caps == (("max_duration_seconds", 3600.0),)
+    assert readings.problems == (
+        "key_caps max_filesize_bytes: inf is not a finite number (out of range after scaling)",
+    )
+    assert len(readings.meters) == 3
+
+
+def test_a_negative_remaining_is_a_parse_problem_for_that_meter() -> None:
+    raw = edited("tornado", "usage_trial_key.json", {("storage_remaining_gb",): -1})
+    readings = parse(200, {}, raw)
+    assert "storage_bytes" not in {m.meter for m in readings.meters}
+    assert "jobs" in {m.meter for m in readings.meters}
+    assert readings.problems == (
+        "meter storage_bytes remaining: -1073741824.0 is negative; a quota figure never is",
+    )
+
+
+def test_a_client_name_with_a_lone_surrogate_is_valid_utf8() -> None:
+    raw = edited("tornado", "usage_no_limit.json", {("client_name",): "App \ud800\x00 one"})
+    info = dict(parse(200, {}, raw).account_info)
+    assert info["client_name"] == "App \ufffd one"

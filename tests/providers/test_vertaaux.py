@@ -11,7 +11,7 @@ import pytest
 
 from exporter.model import MeterReading, PollError, Readings, Reason
 from exporter.providers.vertaaux import PROVIDER, parse
-from tests.providers.fixtures import body, headers
+from tests.providers.fixtures import body, edited, headers
 
 # 2024-01-16T00:00:00Z: 19738 days after the epoch (54 years incl. 13 leap days = 19723
 # days to 2024-01-01, + 15) x 86400. The docs' X-RateLimit-Reset example says the same.
@@ -429,7 +429,7 @@ def _envelope(code: str, message: str = "text", **extra: Any) -> bytes:
             Reason.FORBIDDEN,
             "HTTP 403: forbidden: IP address not in allow-list",
         ),
-        # README 0.6: a 403 that says the key is bad is an auth problem.
+        # docs/providers/vertaaux.md, Errors: a 403 that says the key is bad is an auth problem.
         (
             403,
             _envelope("api_key_revoked", "revoked"),
@@ -510,7 +510,7 @@ def test_provider_metadata() -> None:
 @pytest.mark.parametrize(
     ("key", "warns"),
     [
-        # README 5: vx_test_ keys hit the sandbox, whose quota is not live usage.
+        # docs/providers/vertaaux.md: vx_test_ keys hit the sandbox, whose quota is not live usage.
         ("vx_test_Q8pLzK2mN4rT6vW", True),
         ("vx_live_Q8pLzK2mN4rT6vW", False),
         # Legacy sk_ keys are production keys.
@@ -526,3 +526,20 @@ def test_vertaaux_warns_about_sandbox_keys_only(key: str, warns: bool) -> None:
     assert (remark is not None) is warns
     if remark is not None:
         assert "sandbox" in remark
+
+
+# --- vendor text is made safe at the model -------------------------------------------
+
+
+def test_a_plan_with_a_lone_surrogate_is_valid_utf8() -> None:
+    raw = edited("vertaaux", "quota_pro.json", {("plan",): "pro\ud800\x00"})
+    readings = parse(200, headers("vertaaux", "headers.json"), raw)
+    assert readings.account_info == (("plan", "pro\ufffd"),)
+
+
+def test_an_error_message_with_a_lone_surrogate_is_valid_utf8() -> None:
+    raw = json.dumps({"error": "internal_error", "message": "\udfff\ud800"}).encode()
+    with pytest.raises(PollError) as caught:
+        parse(500, {}, raw)
+    assert caught.value.message == "HTTP 500: internal_error: \ufffd\ufffd"
+    caught.value.message.encode("utf-8")

@@ -9,7 +9,7 @@ import pytest
 
 from exporter.model import MeterReading, PollError, Readings, Reason
 from exporter.providers.vidnavigator import PROVIDER, parse
-from tests.providers.fixtures import body
+from tests.providers.fixtures import body, edited
 
 # Unix seconds, worked out by hand (days since 1970-01-01 x 86400):
 OCT_1_2023 = 1696118400  # 19631 days
@@ -609,3 +609,47 @@ def test_provider_metadata() -> None:
     assert PROVIDER.min_interval == 60
     assert PROVIDER.rate_limit_cooldown == 60
     assert PROVIDER.docs_url == "https://docs.vidnavigator.com/api-reference/endpoint/usage"
+
+
+# --- figures the model refuses cost only their meter ---------------------------------
+
+
+def test_hours_that_overflow_when_scaled_cost_only_that_meter() -> None:
+    raw = edited(
+        "vidnavigator",
+        "usage_v3_credits.json",
+        {("data", "usage", "transcription_hour", "used"): 1e308},
+    )
+    readings = parse(200, {}, raw)
+    meters = {m.meter for m in readings.meters}
+    assert "transcription_seconds" not in meters
+    assert {"credits", "standard_requests", "storage_bytes"} <= meters
+    assert readings.problems == (
+        "meter transcription_seconds used: inf is not a finite number (out of range after scaling)",
+    )
+
+
+def test_a_negative_storage_figure_is_a_parse_problem_for_that_meter() -> None:
+    raw = edited("vidnavigator", "usage_v3_credits.json", {("data", "storage", "used_bytes"): -1})
+    readings = parse(200, {}, raw)
+    assert "storage_bytes" not in {m.meter for m in readings.meters}
+    assert "credits" in {m.meter for m in readings.meters}
+    assert readings.problems == (
+        "meter storage_bytes used: -1.0 is negative; a quota figure never is",
+    )
+
+
+def test_a_plan_name_with_a_lone_surrogate_is_valid_utf8() -> None:
+    raw = edited(
+        "vidnavigator",
+        "usage_v3_credits.json",
+        {("data", "subscription", "plan_name"): "Voy\ud800"},
+    )
+    assert dict(parse(200, {}, raw).account_info)["plan_name"] == "Voy\ufffd"
+
+
+def test_an_error_message_with_a_lone_surrogate_is_valid_utf8() -> None:
+    raw = json.dumps({"status": "error", "error": "boom", "message": "bad \ud800"}).encode()
+    with pytest.raises(PollError) as caught:
+        parse(500, {}, raw)
+    assert caught.value.message == "HTTP 500: bad \ufffd (boom)"
