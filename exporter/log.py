@@ -37,11 +37,13 @@ def _scrub(value: Any) -> Any:
     return REDACTOR.scrub(str(value))
 
 
-# The vendor's name, bound by the poller on every account's event: one of the
-# adapters' fixed names, never vendor text or a key. Any 8 characters of a key are
-# scrubbed (exporter.redaction), so a key that contains its vendor's name
-# ("piloterr-...") would otherwise take the name out of every line about it.
-_NOT_SECRET: Final = frozenset({"provider"})
+# Identifiers from the config, bound by the poller on every account's event: the
+# adapter's fixed name and the account name the operator chose. Neither is vendor
+# text, and both are shown as they are on `/` and as labels on /metrics. Any 8
+# characters of a key are scrubbed (exporter.redaction), so a key that holds its
+# vendor's or account's name (the demo's "demo-tornado-pipeline") would otherwise
+# take that name out of every line about the account.
+_NOT_SECRET: Final = frozenset({"provider", "account"})
 
 
 def scrub_secrets(

@@ -30,9 +30,9 @@ So a key cut by a length limit is still scrubbed while 8 of its characters remai
 fewer than 8 characters of a key identify nothing. Values shorter than 6 characters
 are never registered (scrubbing "abc" would mangle ordinary text). The price of the
 rule: any 8 characters of a key are scrubbed wherever they appear, so a key with a
-common prefix ("sk_live_") also takes that prefix out of ordinary text (the log
-leaves its `provider` field alone, so a key holding its vendor's name does not take
-the name out of every line).
+common prefix ("sk_live_") also takes that prefix out of ordinary text, and a key
+made of words takes those words out (the log leaves its `provider` and `account`
+fields alone, config identifiers shown as they are on `/` and /metrics too).
 
 The mechanism
 -------------

@@ -236,13 +236,13 @@ def test_registered_key_is_scrubbed_in_console_format_too() -> None:
     REDACTOR.register(KEY)
     stream = io.StringIO()
     configure("info", "console", stream)
-    get_logger(account=KEY).info(f"bad key {KEY}", body={"echo": [KEY]})
+    get_logger(account="marketing").info(f"bad key {KEY}", body={"echo": [KEY]})
 
     output = stream.getvalue()
     assert KEY not in output
     assert re.fullmatch(
         r"\S+ \[info\s*\] bad key <redacted>\s+"
-        r"account=<redacted> body=\{'echo': \['<redacted>'\]\}\n",
+        r"account=marketing body=\{'echo': \['<redacted>'\]\}\n",
         output,
     )
 
@@ -352,20 +352,25 @@ def test_a_transformed_key_is_scrubbed_from_fields_and_tracebacks() -> None:
     assert "RuntimeError: vendor echoed Basic dXNlcjpz<redacted>" in event["exception"]
 
 
-def test_the_provider_field_is_shown_even_when_a_key_contains_the_vendor_name() -> None:
-    # 8 characters of a key are scrubbed anywhere, but `provider` is one of the
-    # adapters' own names: "piloterr" stays, the rest of the key goes.
-    key = "piloterr-FAKE-key-0003"
+def test_provider_and_account_are_shown_even_when_a_key_contains_them() -> None:
+    # 8 characters of a key are scrubbed anywhere, but `provider` and `account` are
+    # the config's identifiers (shown on `/` and /metrics too): they stay, the rest
+    # of the key goes.
+    key = "demo-piloterr-scraping"
     REDACTOR.register(key)
     stream = io.StringIO()
     configure("info", "json", stream)
-    get_logger(provider="piloterr", account="acct").warning("poll failed", error=f"bad {key}")
+    get_logger(provider="piloterr", account="scraping").warning(
+        "poll failed", error=f"bad {key}", note="scraping"
+    )
     assert json_events(stream) == [
         {
-            "account": "acct",
+            "account": "scraping",
             "error": "bad <redacted>",
             "event": "poll failed",
             "level": "warning",
+            # Elsewhere the same word is 8 characters of the key.
+            "note": "<redacted>",
             "provider": "piloterr",
         }
     ]
