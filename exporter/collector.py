@@ -26,6 +26,7 @@ from prometheus_client.process_collector import ProcessCollector
 from exporter import __version__
 from exporter.durations import format_duration
 from exporter.model import Reason
+from exporter.redaction import REDACTOR
 from exporter.state import AccountState, ReloadStatus, StateStore
 
 PREFIX: Final = "saas_quota_"
@@ -176,8 +177,10 @@ class QuotaCollector:
                 if m.period_start_timestamp is not None:
                     period_start.add_metric(labels, m.period_start_timestamp)
             info = {"provider": state.provider, "account": state.account, "plan": ""}
+            # Vendor text in a label (a plan name the vendor filled with the key):
+            # scrubbed like every other road out of the process.
             info.update(
-                (name, value)
+                (name, REDACTOR.scrub(value))
                 for name, value in readings.account_info
                 if name not in _RESERVED_LABELS
             )

@@ -562,24 +562,76 @@ class _Loader:
         return seconds
 
     def expand(self, node: ScalarNode, where: str, *, secret: bool) -> str:
-        """Expand ${VAR} from the environment; `$$` is a literal `$`."""
+        """Expand ${VAR} from the environment; `$$` is a literal `$`.
+
+        A problem never quotes what is inside a `${...}` that is not a variable name,
+        and in a secret field it names an unset variable only when the name looks
+        like one (`_conventional_name`): a key pasted inside `${...}` by mistake is
+        a valid name more often than not (`${sk_live_abc123}`). What is not shown
+        in a secret field is registered with REDACTOR, so it is scrubbed everywhere
+        else too (logs, `/`, the reload answer). file:line:col still says where.
+        """
+        reported: set[str] = set()
+
+        def report(message: str) -> None:
+            # `${a-b} ${c-d}` is one thing to fix, not two identical lines.
+            if message not in reported:
+                reported.add(message)
+                self.problem(node, where, message)
 
         def substitute(match: re.Match[str]) -> str:
             if match.group(0) == "$$":
                 return "$"
             name = match.group(1)
+            if not name.strip():
+                report("empty environment variable reference ${}: put a variable name inside")
+                return ""
             if not _ENV_NAME.match(name):
-                self.problem(node, where, f"invalid environment variable reference ${{{name}}}")
+                if secret:
+                    REDACTOR.register(name.strip())
+                    report(f"invalid environment variable reference ${{...}}{_PASTED_KEY}")
+                else:
+                    report(
+                        "invalid environment variable reference ${...} (contents not shown):"
+                        " a variable name has only letters, digits and '_' and does not"
+                        " start with a digit"
+                    )
                 return ""
             value = self.environ.get(name)
             if value is None:
-                self.problem(node, where, f"environment variable {name} is not set")
+                if secret and not _conventional_name(name):
+                    REDACTOR.register(name)
+                    report(
+                        "the environment variable in ${...} is not set (its name is not"
+                        f" shown: it does not look like a variable name){_PASTED_KEY}"
+                    )
+                else:
+                    report(f"environment variable {name} is not set")
                 return ""
             if secret:
                 REDACTOR.register(value)
             return value
 
         return _ENV_REF.sub(substitute, str(node.value))
+
+
+# What the user most likely did, and the two ways out (api_key is the secret field).
+_PASTED_KEY: Final = (
+    "; did you paste the key itself inside ${...}? write `api_key: ${ENV_VAR_NAME}`"
+    " or the key without ${}"
+)
+# Upper case, digits and '_', at most 64 characters, and no run of more than 16
+# characters without an '_': API_KEY, PICTORY_TOKEN_PROD. Anything else in a secret
+# field might be the key itself (sk_live_4f2a..., AKIAIOSFODNN7EXAMPLE), so it is
+# not echoed.
+_CONVENTIONAL_NAME: Final = re.compile(r"[A-Z_][A-Z0-9_]{0,63}")
+_NAME_PART_CHARS: Final = 16
+
+
+def _conventional_name(name: str) -> bool:
+    return _CONVENTIONAL_NAME.fullmatch(name) is not None and all(
+        len(part) <= _NAME_PART_CHARS for part in name.split("_")
+    )
 
 
 def _describe(char: str) -> str:

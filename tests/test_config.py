@@ -804,8 +804,12 @@ BAD = [
         [
             f"{SOURCE}:4:14: accounts[0].api_key: environment variable PICTORY_API_KEY is not set",
             f"{SOURCE}:5:15: accounts[0].base_url: environment variable PROXY_HOST is not set",
-            f"{SOURCE}:8:14: accounts[1].api_key: invalid environment variable reference ${{}}",
-            f"{SOURCE}:8:14: accounts[1].api_key: invalid environment variable reference ${{1BAD}}",
+            f"{SOURCE}:8:14: accounts[1].api_key: empty environment variable reference ${{}}:"
+            " put a variable name inside",
+            # Not echoed: what is inside a bad ${...} in api_key may be the key.
+            f"{SOURCE}:8:14: accounts[1].api_key: invalid environment variable reference"
+            " ${...}; did you paste the key itself inside ${...}? write"
+            " `api_key: ${ENV_VAR_NAME}` or the key without ${}",
         ],
         id="unset or malformed environment variables are named",
     ),
@@ -1415,3 +1419,71 @@ def test_any_mutated_config_is_a_config_or_a_positioned_error_without_the_key(
     tmp_path: Path, text: str
 ) -> None:
     _check_outcome(text, tmp_path)
+
+
+# --- ${...} around a pasted key -------------------------------------------------------------
+
+PASTED_HINT = (
+    "; did you paste the key itself inside ${...}? write `api_key: ${ENV_VAR_NAME}`"
+    " or the key without ${}"
+)
+
+
+@pytest.mark.parametrize(
+    ("inside", "message"),
+    [
+        # Not a variable name at all: never echoed, in any field.
+        ("pk-FAKEPASTED-7f3e9a", "invalid environment variable reference ${...}" + PASTED_HINT),
+        ("abc-def", "invalid environment variable reference ${...}" + PASTED_HINT),
+        ("sk live FAKE 1", "invalid environment variable reference ${...}" + PASTED_HINT),
+        # A valid name, but not one a person would choose: it may be the key.
+        (
+            "sk_live_FAKEPASTED_4d1e7a2b",
+            "the environment variable in ${...} is not set (its name is not shown: it does"
+            " not look like a variable name)" + PASTED_HINT,
+        ),
+        (
+            "AKIAFAKEPASTED7EXAMPLE",
+            "the environment variable in ${...} is not set (its name is not shown: it does"
+            " not look like a variable name)" + PASTED_HINT,
+        ),
+        # A conventional name is still named: the user needs to know which one.
+        ("PICTORY_API_KEY", "environment variable PICTORY_API_KEY is not set"),
+        ("", "empty environment variable reference ${}: put a variable name inside"),
+    ],
+)
+def test_a_key_pasted_inside_env_reference_is_never_echoed(
+    inside: str, message: str, tmp_path: Path
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse(
+            f"accounts:\n  - {{provider: pictory, account: a, api_key: '${{{inside}}}'}}\n",
+            tmp_path,
+        )
+    assert info.value.problems == (f"{SOURCE}:2:46: accounts[0].api_key: {message}",)
+    if inside and inside != "PICTORY_API_KEY":
+        # Not shown here, and scrubbed from every other road out (logs, `/`, reload).
+        assert REDACTOR.scrub(f"x {inside} y") == f"x {REDACTED} y"
+
+
+def test_bad_env_references_in_other_fields_do_not_echo_the_contents(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse(
+            "accounts:\n"
+            "  - {provider: pictory, account: '${team-a}', api_key: k_FAKE_123456,"
+            " base_url: 'http://h:${port}'}\n",
+            tmp_path,
+        )
+    assert info.value.problems == (
+        f"{SOURCE}:2:34: accounts[0].account: invalid environment variable reference ${{...}}"
+        " (contents not shown): a variable name has only letters, digits and '_' and does"
+        " not start with a digit",
+        # Outside api_key a valid name is shown whatever its case.
+        f"{SOURCE}:2:81: accounts[0].base_url: environment variable port is not set",
+    )
+
+
+def test_two_bad_references_in_one_value_are_one_problem(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse("accounts:\n  - {provider: pictory, account: a, api_key: '${a-b}${c-d}'}\n", tmp_path)
+    assert len(info.value.problems) == 1

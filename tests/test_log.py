@@ -7,19 +7,20 @@ registered by other tests.
 
 from __future__ import annotations
 
+import base64
 import copy
 import io
 import json
 import re
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import pytest
 import structlog
 
 from exporter.log import LEVELS, configure, get_logger, scrub_secrets
-from exporter.redaction import REDACTOR, Secret
+from exporter.redaction import REDACTOR, Redactor, Secret
 
 KEY = "sk_live_4f2a9c7e1b"
 # structlog's iso/utc TimeStamper: isoformat() with +00:00 spelled Z (no fraction
@@ -31,7 +32,7 @@ TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?Z")
 def _isolated(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     saved = structlog.get_config()
     # A clean key set for this test; monkeypatch restores the real one afterwards.
-    monkeypatch.setattr(REDACTOR, "_secrets", frozenset())
+    monkeypatch.setattr(REDACTOR, "_index", Redactor()._index)
     structlog.contextvars.clear_contextvars()
     yield
     structlog.contextvars.clear_contextvars()
@@ -235,13 +236,13 @@ def test_registered_key_is_scrubbed_in_console_format_too() -> None:
     REDACTOR.register(KEY)
     stream = io.StringIO()
     configure("info", "console", stream)
-    get_logger(account=KEY).info(f"bad key {KEY}", body={"echo": [KEY]})
+    get_logger(account="marketing").info(f"bad key {KEY}", body={"echo": [KEY]})
 
     output = stream.getvalue()
     assert KEY not in output
     assert re.fullmatch(
         r"\S+ \[info\s*\] bad key <redacted>\s+"
-        r"account=<redacted> body=\{'echo': \['<redacted>'\]\}\n",
+        r"account=marketing body=\{'echo': \['<redacted>'\]\}\n",
         output,
     )
 
@@ -320,5 +321,56 @@ def test_a_namedtuple_value_is_logged_not_raised() -> None:
             "event": "request",
             "level": "info",
             "url": ["https", "vendor.test", "/v1", "key=<redacted>", ""],
+        }
+    ]
+
+
+def test_a_transformed_key_is_scrubbed_from_fields_and_tracebacks() -> None:
+    # A vendor echoes the key in another form; the log shows none of its forms.
+    REDACTOR.register(KEY)
+    stream = io.StringIO()
+    configure("info", "json", stream)
+    blob = base64.b64encode(f"user:{KEY}".encode()).decode()
+    try:
+        raise RuntimeError(f"vendor echoed Basic {blob}")
+    except RuntimeError:
+        get_logger().exception(
+            "poll crashed",
+            upper=f"bad key {KEY.upper()}",
+            quoted=f"/v1?key={quote(KEY)}",
+            split=f"bad key {KEY[:9]}\n{KEY[9:]}",
+            # Cut to 200 characters before the scrub: 16 key characters left.
+            body=("x" * 183 + " " + KEY)[:200] + "...",
+        )
+    output = stream.getvalue()
+    for fragment in (KEY[:8], KEY[-8:], KEY.upper()[:8], blob[-8:], quote(KEY)[-8:]):
+        assert fragment not in output
+    event = json_events(stream)[0]
+    assert event["upper"] == "bad key <redacted>"
+    assert event["split"] == "bad key <redacted>"
+    assert event["body"].endswith(" <redacted>...")
+    assert "RuntimeError: vendor echoed Basic dXNlcjpz<redacted>" in event["exception"]
+
+
+def test_provider_and_account_are_shown_even_when_a_key_contains_them() -> None:
+    # 8 characters of a key are scrubbed anywhere, but `provider` and `account` are
+    # the config's identifiers (shown on `/` and /metrics too): they stay, the rest
+    # of the key goes.
+    key = "demo-piloterr-scraping"
+    REDACTOR.register(key)
+    stream = io.StringIO()
+    configure("info", "json", stream)
+    get_logger(provider="piloterr", account="scraping").warning(
+        "poll failed", error=f"bad {key}", note="scraping"
+    )
+    assert json_events(stream) == [
+        {
+            "account": "scraping",
+            "error": "bad <redacted>",
+            "event": "poll failed",
+            "level": "warning",
+            # Elsewhere the same word is 8 characters of the key.
+            "note": "<redacted>",
+            "provider": "piloterr",
         }
     ]
