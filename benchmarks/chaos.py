@@ -131,13 +131,20 @@ MAX_OPEN_FILES: Final = 1024
 THREAD_GROWTH: Final = SCRAPERS // 2 + 2
 FD_GROWTH: Final = SCRAPERS + 8
 RSS_GROWTH_MIB: Final = 8.0
-# Ceilings over the baseline measured before any load: what the scrapers need
-# (as in soak.py) plus HELD_ALLOWANCE for the IDLE_CONNECTIONS + SLOWLORIS ones. A
-# server that spends a thread and an fd on every held connection breaks this; one
-# with a connection cap or a per-connection deadline below 64 keeps it.
+# Ceilings over the baseline measured before any load. Threads: what the scrapers
+# need (as in soak.py) plus HELD_ALLOWANCE; a server that spends a thread on every
+# held connection breaks it. Fds: a held connection costs one fd up to the server's
+# connection cap (a quarter of RLIMIT_NOFILE, exporter/web.py), never more, plus the
+# vendor client's pool and the scrapers; so fds can never starve polling of sockets.
 HELD_ALLOWANCE: Final = 64
 THREAD_CEILING: Final = SCRAPERS + SCRAPERS // 2 + 4 + HELD_ALLOWANCE
-FD_CEILING: Final = SCRAPERS + SCRAPERS // 2 + 32 + 8 + HELD_ALLOWANCE
+SERVER_CONNECTION_CAP: Final = min(max(MAX_OPEN_FILES // 4, 16), 256)
+VENDOR_POOL: Final = 32  # httpx.Limits(max_connections=...) in exporter/poller.py
+FD_CEILING: Final = (
+    min(IDLE_CONNECTIONS + SLOWLORIS_CONNECTIONS + SCRAPERS, SERVER_CONNECTION_CAP)
+    + VENDOR_POOL
+    + 8
+)
 # The shipped Kubernetes memory limit (deploy/kubernetes/base/deployment.yaml).
 RSS_CEILING_MIB: Final = 128.0
 THREADS_AFTER_SLACK: Final = 2
@@ -921,7 +928,8 @@ def _measure(
             "peak fds",
             peak.fds,
             baseline.fds + FD_CEILING,
-            f"baseline + {FD_CEILING} ({IDLE_CONNECTIONS + SLOWLORIS_CONNECTIONS} held)",
+            f"baseline + {FD_CEILING} (held and scrapers up to the server's cap of"
+            f" {SERVER_CONNECTION_CAP}, the vendor pool, slack)",
         ),
         Check(
             "RSS high-water mark (MiB)",
