@@ -18,7 +18,10 @@ Pure arithmetic, kept apart from the asyncio loop so the rules can be tested alo
   would slow the recovery once the cause is gone (a vendor fixing its headers, a
   reload fixing a key), and one counted error per interval is what keeps the fault
   visible on `saas_quota_poll_errors_total{reason="internal"}`;
-* `Retry-After` from the vendor is a floor on every one of these.
+* `Retry-After` from the vendor is a floor on every one of these, itself capped at
+  `MAX_RETRY_AFTER` (one day) or the rate-limit cap, whichever is longer: a vendor
+  asking for a year, or for 1e300 seconds, must not stop the watching for good (a
+  daily quota that resets tomorrow is the longest wait worth honouring).
 
 Any number of consecutive failures gives a finite delay: the doubling stops long
 before a float could overflow (a vendor down for days must not break the schedule).
@@ -35,6 +38,7 @@ JITTER: Final = 0.1
 # First retry after a transient fault, before doubling.
 RETRY_BASE: Final = 10.0
 MAX_BACKOFF_INTERVALS: Final = 8
+MAX_RETRY_AFTER: Final = 86400.0
 # 2**64 times any base is past every cap above, and still a finite float: a longer
 # streak would make `2**exponent` an int too large to convert (OverflowError).
 _MAX_EXPONENT: Final = 64
@@ -67,6 +71,7 @@ def next_delay(
     else:
         delay = jittered(interval, rng)
     if retry_after is not None:
-        # A floor, never shortened by jitter: "no request before it elapses".
-        delay = max(delay, retry_after)
+        # A floor, never shortened by jitter: "no request before it elapses"; but a
+        # bounded one (see the module docstring).
+        delay = max(delay, min(retry_after, max(MAX_RETRY_AFTER, interval * MAX_BACKOFF_INTERVALS)))
     return delay

@@ -95,3 +95,16 @@ def test_any_run_of_failures_gives_a_finite_delay(reason: Reason, failures: int)
     delays = _delays(reason, failures)
     assert all(math.isfinite(d) for d in delays)
     assert max(delays) <= 300.0 * MAX_BACKOFF_INTERVALS * (1 + JITTER)
+
+
+@pytest.mark.parametrize("retry_after", [86400.0 * 365, 1e300, math.inf])
+@pytest.mark.parametrize("reason", list(Reason))
+def test_a_huge_retry_after_never_stops_polling(reason: Reason, retry_after: float) -> None:
+    """A vendor asking for a year (or 1e300 s) is waited a day at most, then polled."""
+    delays = _delays(reason, 1, retry_after=retry_after)
+    assert all(math.isfinite(d) for d in delays)
+    assert max(delays) <= 86400.0
+
+
+def test_a_retry_after_within_a_day_is_still_honoured_to_the_second() -> None:
+    assert min(_delays(Reason.RATE_LIMITED, 1, retry_after=6 * 3600.0)) >= 6 * 3600.0
