@@ -1,6 +1,6 @@
 """The docs stay true to the code: every table that mirrors code is checked against it.
 
-- docs/metrics.md lists exactly the metric families the collector exports (derived
+- docs/metrics.md lists exactly the metric families `exporter.families` exports (derived
   from a snapshot of every recorded fixture), with their types and labels, and every
   poll-error reason of `exporter.model.Reason`.
 - docs/configuration.md lists exactly the keys the config loader accepts, and its
@@ -125,7 +125,7 @@ def _snapshot_store() -> StateStore:
 
 
 def _exported_families() -> dict[str, Metric]:
-    """What the collector exports for that snapshot, by exposed name (`_total` for counters)."""
+    """What `families` exports for that snapshot, by exposed name (`_total` for counters)."""
     exported = families(_snapshot_store().snapshot(), NOW)
     return {
         (family.name + "_total" if family.type == "counter" else family.name): family
