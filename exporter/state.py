@@ -146,9 +146,8 @@ class Snapshot:
     generation: int
     accounts: tuple[AccountState, ...]  # ordered by provider, then account
     reload: ReloadStatus
-    # The config's global interval, for the HELP text ("polled every 5m by default");
-    # the config's own default until a config is applied.
-    default_interval: float = DEFAULT_INTERVAL
+    # The config's global interval, for the HELP text ("polled every 5m by default").
+    default_interval: float
 
 
 class StateStore:
@@ -159,6 +158,7 @@ class StateStore:
         self._lock = threading.Lock()
         self._accounts: dict[tuple[str, str], AccountState] = {}
         self._reload = ReloadStatus()
+        # The config's own default until a config is applied.
         self._default_interval = DEFAULT_INTERVAL
         self._generation = 0
 
