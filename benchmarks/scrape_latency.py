@@ -42,10 +42,10 @@ from benchmarks.harness import (
     make_accounts,
     percentile,
 )
-from exporter.collector import MetricsRenderer, QuotaCollector
 from exporter.config import parse_config
 from exporter.log import configure as configure_logging
 from exporter.poller import Poller, make_client
+from exporter.render import MetricsRenderer
 from exporter.simulator import Fault, VendorSimulator
 from exporter.state import StateStore
 
@@ -143,10 +143,14 @@ def measure_render(accounts: int, calls: int) -> dict[str, Any]:
                     await asyncio.sleep(0.05)
 
         asyncio.run(one_round())
-        if not all(s.up for s in store.snapshot()[1]):
+        if not all(s.up for s in store.snapshot().accounts):
             raise RuntimeError("the in-process poll round did not reach every account")
-    renderer = MetricsRenderer(QuotaCollector(store))
-    _, reload = store.snapshot()[0], store.snapshot()[2]
+    renderer = MetricsRenderer()
+    reload = store.snapshot().reload
+
+    def scrape(accept: str | None) -> None:
+        # What a request costs exporter.web: take the snapshot, then render it.
+        renderer.render(store.snapshot(), time.time(), accept, None)
 
     def timed(before: Any, accept: Any) -> tuple[float, int]:
         renders = renderer.renders
@@ -154,14 +158,14 @@ def measure_render(accounts: int, calls: int) -> dict[str, Any]:
         for i in range(calls):
             before()
             started = time.perf_counter()
-            renderer.render(accept(i), None)
+            scrape(accept(i))
             total += time.perf_counter() - started
         return total / calls, renderer.renders - renders
 
-    renderer.render(None, None)  # warm the cache
+    scrape(None)  # warm the cache
     hit, hit_renders = timed(lambda: None, lambda i: None)
     miss, miss_renders = timed(lambda: store.set_reload(reload), lambda i: None)
-    renderer.render(None, None)
+    scrape(None)
     alternating, alt_renders = timed(lambda: None, lambda i: OPENMETRICS if i % 2 else None)
     return {
         "hit_us": round(hit * 1e6, 1),

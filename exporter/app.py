@@ -19,11 +19,11 @@ from concurrent.futures import CancelledError as FutureCancelledError
 from dataclasses import dataclass
 from typing import Any
 
-from exporter.collector import MetricsRenderer, QuotaCollector
 from exporter.config import Config, ConfigError
 from exporter.log import get_logger
 from exporter.poller import Poller, make_client
 from exporter.redaction import REDACTOR
+from exporter.render import MetricsRenderer
 from exporter.signals import EARLY, HANDLED
 from exporter.state import ReloadStatus, StateStore
 from exporter.web import ExporterHTTPServer, WebApp, WebSecurity, serve
@@ -76,10 +76,10 @@ class Exporter:
         # Re-read on every reload, like the config: certificates and users rotate too.
         self.load_security = load_security
         self.listen = listen
-        self.security = security
+        # Handed to the server, which holds it from then on (swapped there on reload).
+        self._startup_security = security
         self.clock = clock
         self.store = StateStore()
-        self._config: Config | None = None
         self._log = get_logger()
         self.server: ExporterHTTPServer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -104,9 +104,7 @@ class Exporter:
         """Serve until `stop` is set or SIGTERM/SIGINT arrives."""
         self._loop = asyncio.get_running_loop()
         stop = stop or asyncio.Event()
-        self._config = config
-        collector = QuotaCollector(self.store, self.clock, lambda: self._current_interval())
-        renderer = MetricsRenderer(collector)
+        renderer = MetricsRenderer()
         async with make_client() as client:
             poller = Poller(self.store, client, clock=self.clock)
             self._poller = poller
@@ -115,20 +113,19 @@ class Exporter:
             self.store.set_reload(ReloadStatus(successful=True, last_success=self.clock()))
             app = WebApp(
                 renderer=renderer,
-                store=self.store,
+                snapshot=self.store.snapshot,
                 ready=poller.first_round_done.is_set,
                 reload=self._reload_from_thread,
-                security=self.security,
                 clock=self.clock,
             )
-            self.server = _bind(self.listen, app)
+            self.server = _bind(self.listen, app, self._startup_security)
             serve(self.server)
             reload_pending = self._install_signals(stop)
             self._log.info(
                 "listening",
                 address=f"{self.listen.host or '*'}:{self.port}",
                 accounts=len(config.accounts),
-                tls=bool(self.security and self.security.ssl_context()),
+                tls=bool(self.server.security and self.server.security.ssl_context()),
             )
             self.started.set()
             if reload_pending and not stop.is_set():
@@ -149,9 +146,6 @@ class Exporter:
                 self._remove_signals()
                 self.server.shutdown()
                 self.server.server_close()
-
-    def _current_interval(self) -> float:
-        return self._config.interval if self._config else 300.0
 
     def _log_warnings(self, config: Config) -> None:
         for warning in config.warnings:
@@ -190,10 +184,7 @@ class Exporter:
             self._poller.apply_config(config)
         except Exception as exc:  # every failure keeps the running config
             problems = _problems(exc)
-            previous = self.store.snapshot()[2]
-            self.store.set_reload(
-                ReloadStatus(successful=False, last_success=previous.last_success)
-            )
+            self.store.reload_failed()
             self._log.error(
                 "config reload failed; keeping the running config",
                 errors=problems,
@@ -201,9 +192,9 @@ class Exporter:
             )
             return "\n".join(problems)
         if self.load_security and self.server is not None:
+            # The one place the live security changes (see ExporterHTTPServer).
             self.server.security = security
         self._log_warnings(config)
-        self._config = config
         self.store.set_reload(ReloadStatus(successful=True, last_success=self.clock()))
         self._log.info("config reloaded", accounts=len(config.accounts))
         return None
@@ -324,13 +315,13 @@ def _problems(exc: Exception) -> list[str]:
     return [f"unexpected {type(exc).__name__} while loading the config: {detail}"]
 
 
-def _bind(listen: ListenAddress, app: WebApp) -> ExporterHTTPServer:
+def _bind(listen: ListenAddress, app: WebApp, security: WebSecurity | None) -> ExporterHTTPServer:
     """Bind the HTTP server; ":PORT" takes IPv6 and IPv4 where the host has IPv6."""
     if listen.host:
-        return ExporterHTTPServer((listen.host, listen.port), app)
+        return ExporterHTTPServer((listen.host, listen.port), app, security=security)
     try:
-        return ExporterHTTPServer(("::", listen.port), app)
+        return ExporterHTTPServer(("::", listen.port), app, security=security)
     except OSError as exc:
         if exc.errno not in (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL):
             raise
-        return ExporterHTTPServer(("0.0.0.0", listen.port), app)  # noqa: S104
+        return ExporterHTTPServer(("0.0.0.0", listen.port), app, security=security)  # noqa: S104

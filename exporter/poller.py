@@ -3,8 +3,9 @@
 One `httpx.AsyncClient` is shared by all accounts. A single scheduler loop keeps a
 due time per account and starts a task for each account that is due; each task makes
 one request under a concurrency bound, hands status, headers and body to the
-provider's pure `parse`, and swaps a new `AccountState` into the store. The next due
-time comes from `exporter.schedule`. A scrape never reaches this module.
+provider's pure `parse`, and swaps into the store what the pure
+`AccountState.after_poll` makes of the outcome. The next due time comes from
+`exporter.schedule`. A scrape never reaches this module.
 
 Polling must never stop, so a poll always ends in a recorded outcome and a next due
 time: `_run_poll` is the one place where whatever a poll raises ends (counted as
@@ -110,7 +111,7 @@ class Poller:
         changed ones at once, forget removed ones (their series go with them)."""
         wanted = {account.key: account for account in config.accounts}
         now = self.monotonic()
-        previous = {s.key: s for s in self.store.snapshot()[1]}
+        previous = {s.key: s for s in self.store.snapshot().accounts}
         states: list[AccountState] = []
         starting: dict[str, int] = {}  # accounts of each provider starting now
         for key, account in wanted.items():
@@ -154,7 +155,8 @@ class Poller:
         else:
             self._first_round &= set(wanted)
             self._check_first_round()
-        self.store.set_accounts(states)
+        # The config's interval travels with its accounts, for the HELP text.
+        self.store.set_accounts(states, default_interval=config.interval)
         self._wakeup.set()
 
     def _start_offset(self, account: AccountConfig, starting: dict[str, int]) -> float:
@@ -413,53 +415,18 @@ class Poller:
         if previous is None:
             return
 
-        def outcome_of(state: AccountState) -> AccountState:
-            state = replace(
-                state,
-                polled=True,
-                polls_total=state.polls_total + 1,
-                last_poll_duration=duration,
-                last_poll_end=now,
-            )
-            if isinstance(outcome, PollError):
-                return replace(
-                    state.with_error(outcome.reason),
-                    up=False,
-                    last_error=REDACTOR.scrub(outcome.message),
-                    last_error_reason=outcome.reason,
-                    consecutive_failures=state.consecutive_failures + 1,
-                    failure_streak=(
-                        state.failure_streak + 1 if state.last_error_reason is outcome.reason else 1
-                    ),
-                )
-            if outcome.problems:
-                state = state.with_error(Reason.PARSE)
-            return replace(
-                state,
-                up=True,
-                readings=outcome,
-                last_success=now,
-                last_error=None,
-                last_error_reason=None,
-                consecutive_failures=0,
-                failure_streak=0,
-            )
-
+        retry_after = outcome.retry_after if isinstance(outcome, PollError) else None
         delays: list[float] = []
+
+        def delay_after(state: AccountState) -> float:
+            delay = self._delay(account, state.last_error_reason, state.failure_streak, retry_after)
+            delays.append(delay)
+            return delay
 
         def change(state: AccountState) -> AccountState:
             # One swap per poll (outcome and next poll together), so the render
             # cache is invalidated once, not twice.
-            state = outcome_of(state)
-            failed = isinstance(outcome, PollError)
-            delay = self._delay(
-                account,
-                outcome.reason if isinstance(outcome, PollError) else None,
-                state.failure_streak if failed else 0,
-                outcome.retry_after if isinstance(outcome, PollError) else None,
-            )
-            delays.append(delay)
-            return replace(state, next_poll=now + delay)
+            return state.after_poll(outcome, now=now, duration=duration, next_delay=delay_after)
 
         if self.store.update(account.key, change) is None:
             return

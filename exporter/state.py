@@ -1,8 +1,13 @@
-"""The exporter's memory: one immutable snapshot per account, swapped whole.
+"""The exporter's memory: one immutable state per account, swapped whole.
 
-The poller is the only writer; `/metrics` and `/` are readers on other threads. A
-writer replaces a frozen `AccountState` under a lock and bumps `generation`, so a
-reader always sees a consistent account and the renderer knows when nothing changed.
+The poller is the only writer of accounts; `/metrics` and `/` are readers on other
+threads. A writer replaces a frozen `AccountState` under a lock and bumps
+`generation`; a reader takes one `Snapshot` (every account, the reload status and
+the config's default interval, all from one moment) and renders only that, so a page
+or an exposition is always consistent and the renderer knows when nothing changed.
+
+What a poll outcome does to an account is `AccountState.after_poll`: pure, like
+`exporter.schedule`, so the state machine is tested without a loop or a clock.
 """
 
 from __future__ import annotations
@@ -12,7 +17,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Final
 
-from exporter.model import Readings, Reason
+from exporter.config import DEFAULT_INTERVAL
+from exporter.model import PollError, Readings, Reason
+from exporter.redaction import REDACTOR
 
 ALL_REASONS: Final = tuple(Reason)
 
@@ -66,6 +73,61 @@ class AccountState:
     def error_count(self, reason: Reason) -> int:
         return dict(self.errors_total)[reason]
 
+    def after_poll(
+        self,
+        outcome: Readings | PollError,
+        *,
+        now: float,
+        duration: float,
+        next_delay: Callable[[AccountState], float],
+    ) -> AccountState:
+        """This account once a poll that ended at `now` gave `outcome`.
+
+        Every poll counts, whatever its outcome. A failure sets up to 0, counts its
+        reason, keeps the last good readings (they expire by `max_staleness`, see
+        `fresh_readings`) and grows both streaks; `failure_streak` restarts at 1 when
+        the reason differs from the last one, so backoff grows per kind of fault.
+        A success replaces the readings and clears the error and both streaks; parts
+        of the answer that could not be parsed count one `parse` error all the same.
+
+        `next_delay` gives the seconds to the next poll for the account as it is
+        after this outcome (the backoff depends on the streak this outcome makes);
+        `next_poll` is `now` plus that.
+        """
+        state = replace(
+            self,
+            polled=True,
+            polls_total=self.polls_total + 1,
+            last_poll_duration=duration,
+            last_poll_end=now,
+        )
+        if isinstance(outcome, PollError):
+            state = replace(
+                state.with_error(outcome.reason),
+                up=False,
+                # Vendor text echoing a key is scrubbed before it is kept anywhere.
+                last_error=REDACTOR.scrub(outcome.message),
+                last_error_reason=outcome.reason,
+                consecutive_failures=self.consecutive_failures + 1,
+                failure_streak=(
+                    self.failure_streak + 1 if self.last_error_reason is outcome.reason else 1
+                ),
+            )
+        else:
+            if outcome.problems:
+                state = state.with_error(Reason.PARSE)
+            state = replace(
+                state,
+                up=True,
+                readings=outcome,
+                last_success=now,
+                last_error=None,
+                last_error_reason=None,
+                consecutive_failures=0,
+                failure_streak=0,
+            )
+        return replace(state, next_poll=now + next_delay(state))
+
 
 @dataclass(frozen=True)
 class ReloadStatus:
@@ -73,18 +135,41 @@ class ReloadStatus:
     last_success: float | None = None
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything a view renders, taken at one moment under the store's lock.
+
+    `generation` changes whenever anything else here does, so equal generations
+    of one store mean equal snapshots (the render cache's key).
+    """
+
+    generation: int
+    accounts: tuple[AccountState, ...]  # ordered by provider, then account
+    reload: ReloadStatus
+    # The config's global interval, for the HELP text ("polled every 5m by default").
+    default_interval: float
+
+
 class StateStore:
-    """Thread-safe home of the current `AccountState`s and the reload status."""
+    """Thread-safe home of the current `AccountState`s, the reload status and the
+    default interval of the config applied last."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._accounts: dict[tuple[str, str], AccountState] = {}
         self._reload = ReloadStatus()
+        # The config's own default until a config is applied.
+        self._default_interval = DEFAULT_INTERVAL
         self._generation = 0
 
-    def snapshot(self) -> tuple[int, tuple[AccountState, ...], ReloadStatus]:
+    def snapshot(self) -> Snapshot:
         with self._lock:
-            return self._generation, tuple(self._accounts.values()), self._reload
+            return Snapshot(
+                generation=self._generation,
+                accounts=tuple(self._accounts.values()),
+                reload=self._reload,
+                default_interval=self._default_interval,
+            )
 
     def get(self, key: tuple[str, str]) -> AccountState | None:
         with self._lock:
@@ -103,13 +188,27 @@ class StateStore:
             self._generation += 1
             return new
 
-    def set_accounts(self, states: Iterable[AccountState]) -> None:
-        """Replace the whole set of accounts (config load and reload)."""
+    def set_accounts(
+        self, states: Iterable[AccountState], *, default_interval: float | None = None
+    ) -> None:
+        """Replace the whole set of accounts (config load and reload).
+
+        A config being applied passes its `default_interval` too, so its accounts
+        and its HELP text arrive in the same snapshot; None keeps the current one.
+        """
         with self._lock:
             self._accounts = {s.key: s for s in sorted(states, key=lambda s: s.key)}
+            if default_interval is not None:
+                self._default_interval = default_interval
             self._generation += 1
 
     def set_reload(self, status: ReloadStatus) -> None:
         with self._lock:
             self._reload = status
+            self._generation += 1
+
+    def reload_failed(self) -> None:
+        """A reload failed: unsuccessful, and the last success stays when it was."""
+        with self._lock:
+            self._reload = ReloadStatus(successful=False, last_success=self._reload.last_success)
             self._generation += 1

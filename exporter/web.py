@@ -34,7 +34,6 @@ import concurrent.futures
 import contextlib
 import email.utils
 import errno
-import html
 import queue
 import re
 import resource
@@ -50,10 +49,10 @@ from typing import Any, Protocol
 import h11
 
 from exporter import __version__
-from exporter.collector import MetricsRenderer
 from exporter.log import get_logger
-from exporter.redaction import REDACTOR
-from exporter.state import AccountState, StateStore
+from exporter.render import MetricsRenderer
+from exporter.state import Snapshot
+from exporter.statuspage import landing_page
 
 OPEN_PATHS = frozenset({"/-/healthy", "/-/ready"})
 SERVER_HEADER = f"saas-quota-exporter/{__version__}"
@@ -105,14 +104,18 @@ class WebSecurity(Protocol):
 
 @dataclass(frozen=True)
 class WebApp:
-    """What the handlers need; all of it safe to call from any thread."""
+    """What the handlers need; all of it safe to call from any thread.
+
+    The security (TLS, users) is not here: it changes on reload, and its one
+    holder is `ExporterHTTPServer.security`.
+    """
 
     renderer: MetricsRenderer
-    store: StateStore
+    # The store's current snapshot: taken once per request that renders one.
+    snapshot: Callable[[], Snapshot]
     ready: Callable[[], bool]
     # Runs a reload on the poller's loop; returns None on success, else the error.
     reload: Callable[[], str | None]
-    security: WebSecurity | None = None
     clock: Callable[[], float] = time.time
 
 
@@ -167,18 +170,8 @@ def handle(app: WebApp, security: WebSecurity | None, request: Request) -> Respo
             allow = (("Allow", "GET, HEAD"),)
             return text(HTTPStatus.METHOD_NOT_ALLOWED, "Only GET and HEAD here.\n", allow)
         return text(HTTPStatus.NOT_FOUND, "Not found.\n")
-    if path == "/metrics":
-        rendered = app.renderer.render(
-            request.headers.get("accept"), request.headers.get("accept-encoding")
-        )
-        # Caches and proxies must not hand one scraper's format to another.
-        extra = [("Vary", "Accept, Accept-Encoding")]
-        if rendered.content_encoding:
-            extra.append(("Content-Encoding", rendered.content_encoding))
-        return Response(HTTPStatus.OK, rendered.body, rendered.content_type, tuple(extra))
-    if path == "/":
-        page = landing_page(app.store, app.clock()).encode()
-        return Response(HTTPStatus.OK, page, "text/html; charset=utf-8")
+    if path in ("/metrics", "/"):
+        return _view(app, request)
     if path == "/-/healthy":
         return text(HTTPStatus.OK, "Healthy.\n")
     if path == "/-/ready":
@@ -188,6 +181,22 @@ def handle(app: WebApp, security: WebSecurity | None, request: Request) -> Respo
     if path == "/-/reload":
         return text(HTTPStatus.METHOD_NOT_ALLOWED, "Use POST to reload.\n", (("Allow", "POST"),))
     return text(HTTPStatus.NOT_FOUND, "Not found.\n")
+
+
+def _view(app: WebApp, request: Request) -> Response:
+    """/metrics or /: one snapshot, taken here, is all the view renders."""
+    snapshot, now = app.snapshot(), app.clock()
+    if request.path == "/":
+        page = landing_page(snapshot, now).encode()
+        return Response(HTTPStatus.OK, page, "text/html; charset=utf-8")
+    rendered = app.renderer.render(
+        snapshot, now, request.headers.get("accept"), request.headers.get("accept-encoding")
+    )
+    # Caches and proxies must not hand one scraper's format to another.
+    extra = [("Vary", "Accept, Accept-Encoding")]
+    if rendered.content_encoding:
+        extra.append(("Content-Encoding", rendered.content_encoding))
+    return Response(HTTPStatus.OK, rendered.body, rendered.content_type, tuple(extra))
 
 
 def _guarded(app: WebApp, security: WebSecurity | None, request: Request) -> Response:
@@ -502,15 +511,21 @@ class _Connection:
 class ExporterHTTPServer:
     """Binds at construction (so a busy port fails at once); `serve()` runs it.
 
-    `security` may be swapped from any thread: TLS is read per connection, basic
-    auth per request.
+    `security` is the one live holder of the web config's TLS and users: a reload
+    swaps it here, from any thread (one attribute assignment), and TLS is read
+    from it per connection, basic auth per request.
     """
 
     def __init__(
-        self, address: tuple[str, int], app: WebApp, *, limits: Limits | None = None
+        self,
+        address: tuple[str, int],
+        app: WebApp,
+        *,
+        security: WebSecurity | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self.app = app
-        self.security = app.security
+        self.security = security
         self.limits = limits or Limits()
         host, port = address
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -678,67 +693,3 @@ def serve(server: ExporterHTTPServer) -> threading.Thread:
     thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
     thread.start()
     return thread
-
-
-# --- landing page -------------------------------------------------------------------
-
-
-def account_status(state: AccountState, now: float) -> str:
-    if not state.polled:
-        return "pending"
-    if state.up:
-        return "up"
-    if state.readings is not None and not state.is_stale(now):
-        return "failing (serving cached values)"
-    return "failing"
-
-
-def _age(then: float | None, now: float) -> str:
-    if then is None:
-        return "never"
-    seconds = max(now - then, 0)
-    if seconds < 120:
-        return f"{seconds:.0f}s ago"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f}m ago"
-    return f"{seconds / 3600:.1f}h ago"
-
-
-def landing_page(store: StateStore, now: float) -> str:
-    _, states, reload = store.snapshot()
-    rows = []
-    for s in states:
-        next_in = "-" if s.next_poll is None else f"in {max(s.next_poll - now, 0):.0f}s"
-        error = "" if s.last_error is None else REDACTOR.scrub(s.last_error)
-        rows.append(
-            "<tr>"
-            + "".join(
-                f"<td>{html.escape(str(cell))}</td>"
-                for cell in (
-                    s.provider,
-                    s.account,
-                    account_status(s, now),
-                    _age(s.last_success, now),
-                    next_in,
-                    len(s.readings.meters) if s.readings else 0,
-                    error,
-                )
-            )
-            + "</tr>"
-        )
-    table = "\n".join(rows) or '<tr><td colspan="7">No accounts configured.</td></tr>'
-    reload_state = "ok" if reload.successful else "FAILED (running the previous config)"
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>saas-quota-exporter</title>
-<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:left}}</style></head>
-<body><h1>saas-quota-exporter {html.escape(__version__)}</h1>
-<p>Quota and usage of paid SaaS APIs, polled in the background and served from a cache.</p>
-<ul><li><a href="/metrics">/metrics</a></li><li><a href="/-/healthy">/-/healthy</a></li>
-<li><a href="/-/ready">/-/ready</a></li></ul>
-<p>Last config load: {reload_state}</p>
-<table><tr><th>provider</th><th>account</th><th>state</th><th>last success</th>
-<th>next poll</th><th>meters</th><th>last error</th></tr>
-{table}
-</table></body></html>
-"""

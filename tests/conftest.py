@@ -1,11 +1,28 @@
-"""Shared fixtures: the anyio backend for async tests (asyncio only), and a clean
-process-wide key scrubber for every test."""
+"""Shared fixtures: the anyio backend for async tests (asyncio only), a clean
+process-wide key scrubber for every test, and Hypothesis profiles.
+
+Hypothesis profiles: on CI (CI=true) every run draws the same examples
+(`derandomize`), so a submission lands or fails on its own merits, not on which
+random examples one run happened to draw; a developer's run (`make check`, plain
+pytest) draws fresh ones every time, which is where new counterexamples are found.
+A counterexample found either way becomes an explicit test (`@example` or a unit
+test), as tests/providers/test_tornado.py's lone-surrogate billing error did.
+"""
 
 from __future__ import annotations
 
+import os
+
 import pytest
+from hypothesis import settings
 
 from exporter.redaction import REDACTOR, Redactor
+
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+settings.register_profile("dev", print_blob=True)
+settings.load_profile(
+    os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev")
+)
 
 
 @pytest.fixture

@@ -391,6 +391,28 @@ async def test_a_broken_config_keeps_the_running_one_and_flags_the_reload(
         assert stamp == loaded_at + 60
 
 
+async def test_the_help_text_names_the_interval_of_the_config_applied_last(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    # The default interval travels in the store's snapshot, set with the config's
+    # accounts; a reload that fails keeps the running config's.
+    path = write_config(tmp_path / "config.yml")
+
+    def help_of_used(url: str) -> str:
+        text = http_get(url + "/metrics")[1]
+        return next(line for line in text.splitlines() if line.startswith("# HELP saas_quota_used"))
+
+    exporter = make_exporter(path, clock)
+    async with running(exporter, load_config(path)) as url:
+        assert "every 10m by default" in await asyncio.to_thread(help_of_used, url)
+        path.write_text("global:\n  interval: 2m\naccounts: []\n")
+        assert await exporter.reload() is None
+        assert "every 2m by default" in await asyncio.to_thread(help_of_used, url)
+        path.write_text("global:\n  interval: 3m\naccounts: [\n")
+        assert await exporter.reload() is not None
+        assert "every 2m by default" in await asyncio.to_thread(help_of_used, url)
+
+
 async def test_a_broken_web_config_rejects_the_whole_reload(
     tmp_path: Path, clock: FakeClock, sim: VendorSimulator
 ) -> None:

@@ -1,6 +1,6 @@
 """The docs stay true to the code: every table that mirrors code is checked against it.
 
-- docs/metrics.md lists exactly the metric families the collector exports (derived
+- docs/metrics.md lists exactly the metric families `exporter.families` exports (derived
   from a snapshot of every recorded fixture), with their types and labels, and every
   poll-error reason of `exporter.model.Reason`.
 - docs/configuration.md lists exactly the keys the config loader accepts, and its
@@ -23,8 +23,8 @@ from typing import Final
 import pytest
 from prometheus_client.core import Metric
 
-from exporter.collector import QuotaCollector
 from exporter.config import _ACCOUNT_KEYS, _GLOBAL_KEYS, _TOP_KEYS, parse_config
+from exporter.families import families
 from exporter.model import PollError, Readings, Reason
 from exporter.providers import PROVIDERS
 from exporter.state import ReloadStatus, StateStore
@@ -125,11 +125,11 @@ def _snapshot_store() -> StateStore:
 
 
 def _exported_families() -> dict[str, Metric]:
-    """What the collector exports for that snapshot, by exposed name (`_total` for counters)."""
-    families = QuotaCollector(_snapshot_store(), lambda: NOW).collect()
+    """What `families` exports for that snapshot, by exposed name (`_total` for counters)."""
+    exported = families(_snapshot_store().snapshot(), NOW)
     return {
         (family.name + "_total" if family.type == "counter" else family.name): family
-        for family in families
+        for family in exported
     }
 
 

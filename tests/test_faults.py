@@ -24,8 +24,8 @@ from typing import Any
 import pytest
 
 from exporter import log
-from exporter.collector import QuotaCollector
 from exporter.config import AccountConfig, parse_config
+from exporter.families import families
 from exporter.model import Reason
 from exporter.poller import Poller, make_client
 from exporter.providers import PROVIDERS
@@ -100,10 +100,9 @@ class Rig:
         return [line for line in lines if line.get("event") == event]
 
     def exported(self, provider: str, name: str = "saas_quota_used") -> list[float]:
-        collector = QuotaCollector(self.poller.store, self.clock.time)
         return [
             s.value
-            for family in collector.collect()
+            for family in families(self.poller.store.snapshot(), self.clock.time())
             for s in family.samples
             if s.name == name and s.labels.get("provider") == provider
         ]

@@ -19,10 +19,11 @@ import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from prometheus_client.core import Metric
 
 from exporter import log
-from exporter.collector import QuotaCollector
 from exporter.config import Config, parse_config
+from exporter.families import families
 from exporter.model import Reason
 from exporter.poller import DECODE_STEP, USER_AGENT, Poller, _Inflate
 from exporter.state import StateStore
@@ -199,10 +200,11 @@ async def test_auth_failures_are_retried_at_the_normal_interval(
 async def test_last_good_values_are_kept_until_max_staleness_then_dropped(
     poller: Poller, vendor: ScriptedVendor, clock: FakeClock
 ) -> None:
-    collector = QuotaCollector(poller.store, clock.time)
+    def exported() -> tuple[Metric, ...]:
+        return families(poller.store.snapshot(), clock.time())
 
     def used() -> float | None:
-        for family in collector.collect():
+        for family in exported():
             for sample in family.samples:
                 if sample.name == "saas_quota_used" and sample.labels == {
                     "provider": "pictory",
@@ -226,9 +228,7 @@ async def test_last_good_values_are_kept_until_max_staleness_then_dropped(
     assert used() is None, "stale values must be dropped, never zeroed"
     # The poll bookkeeping stays: up is 0, errors counted.
     samples = {
-        (s.name, s.labels.get("account")): s.value
-        for family in collector.collect()
-        for s in family.samples
+        (s.name, s.labels.get("account")): s.value for family in exported() for s in family.samples
     }
     assert samples[("saas_quota_up", "a")] == 0
     assert samples[("saas_quota_up", "b")] == 1
@@ -277,7 +277,7 @@ accounts:
 """
     poller.apply_config(parse_config(text))
     assert poller.store.get(("pictory", "a")) is None
-    assert [s.key for s in poller.store.snapshot()[1]] == [("tornado", "b")]
+    assert [s.key for s in poller.store.snapshot().accounts] == [("tornado", "b")]
 
 
 async def test_oversized_body_is_a_parse_error_and_reading_stops(

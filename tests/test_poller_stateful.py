@@ -207,7 +207,7 @@ class PollerMachine(RuleBasedStateMachine):
 
     @invariant()
     def the_store_and_the_schedule_hold_exactly_the_configured_accounts(self) -> None:
-        assert {s.key for s in self.store.snapshot()[1]} == self.configured
+        assert {s.key for s in self.store.snapshot().accounts} == self.configured
         assert set(self.poller._due) == self.configured
         assert set(self.poller._inflight) <= self.configured
 

@@ -1,4 +1,5 @@
-"""exporter.state: per-account snapshots, staleness, error counters and the store.
+"""exporter.state: per-account states, what a poll outcome does to one, staleness,
+error counters, and the store with its snapshots.
 
 Times are plain numbers passed in as `now`: AccountState never reads a clock, so
 every staleness boundary here is exact.
@@ -8,13 +9,16 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 import pytest
 
-from exporter.model import MeterReading, Readings, Reason
-from exporter.state import AccountState, ReloadStatus, StateStore
+from exporter.config import DEFAULT_INTERVAL
+from exporter.model import MeterReading, PollError, Readings, Reason
+from exporter.redaction import REDACTOR
+from exporter.state import AccountState, ReloadStatus, Snapshot, StateStore
 
 NOW = 1_800_000_000.0
 READINGS = Readings(meters=(MeterReading("ai_credits", "credits", used=1.0, limit=50.0),))
@@ -145,12 +149,129 @@ def test_reload_status_starts_unsuccessful_and_never_reloaded() -> None:
     assert ReloadStatus() == ReloadStatus(successful=False, last_success=None)
 
 
+# --- AccountState.after_poll: what a poll outcome does to an account -------------------
+
+END = NOW + 5.0  # when the poll under test ended
+
+
+def every(seconds: float) -> Callable[[AccountState], float]:
+    """A `next_delay` that always says `seconds` (the backoff is exporter.schedule's)."""
+    return lambda _state: seconds
+
+
+def polled(state: AccountState, outcome: Readings | PollError, delay: float = 60.0) -> AccountState:
+    return state.after_poll(outcome, now=END, duration=0.25, next_delay=every(delay))
+
+
+def test_a_success_sets_up_replaces_the_values_and_clears_the_error() -> None:
+    before = replace(
+        succeeded(600.0),
+        up=False,
+        polls_total=7,
+        last_error="HTTP 503",
+        last_error_reason=Reason.SERVER,
+        consecutive_failures=3,
+        failure_streak=2,
+    ).with_error(Reason.SERVER)
+    fresh = Readings(meters=(MeterReading("ai_credits", "credits", used=2.0, limit=50.0),))
+    after = polled(before, fresh, delay=300.0)
+    assert (after.up, after.polled, after.readings) == (True, True, fresh)
+    assert (after.last_success, after.last_poll_end, after.last_poll_duration) == (END, END, 0.25)
+    assert (after.last_error, after.last_error_reason) == (None, None)
+    assert (after.consecutive_failures, after.failure_streak) == (0, 0)
+    assert after.polls_total == 8
+    # Counters only ever grow: the earlier error stays counted.
+    assert after.errors_total == before.errors_total
+    assert after.next_poll == END + 300.0
+    assert after.fresh_readings(END) is fresh
+
+
+def test_a_failure_keeps_the_last_good_values_and_counts_its_reason() -> None:
+    before = succeeded(60.0)
+    after = polled(before, PollError(Reason.TIMEOUT, "no complete answer within 10s"))
+    assert (after.up, after.polled) == (False, True)
+    assert after.readings is READINGS
+    assert after.last_success == before.last_success
+    assert after.error_count(Reason.TIMEOUT) == 1
+    assert (after.last_error, after.last_error_reason) == (
+        "no complete answer within 10s",
+        Reason.TIMEOUT,
+    )
+    assert (after.consecutive_failures, after.failure_streak) == (1, 1)
+    assert (after.polls_total, after.last_poll_end, after.last_poll_duration) == (1, END, 0.25)
+    # Within max_staleness the values are still served; past it, never.
+    assert after.fresh_readings(END) is READINGS
+    assert after.fresh_readings(NOW - 60.0 + 901.0) is None
+
+
+def test_the_failure_streak_restarts_when_the_reason_changes() -> None:
+    state = account()
+    timeline = [
+        Reason.TIMEOUT,
+        Reason.TIMEOUT,
+        Reason.TIMEOUT,
+        Reason.RATE_LIMITED,
+        Reason.RATE_LIMITED,
+    ]
+    streaks = []
+    for reason in timeline:
+        state = polled(state, PollError(reason, f"{reason.value} fault"))
+        streaks.append((state.consecutive_failures, state.failure_streak))
+    assert streaks == [(1, 1), (2, 2), (3, 3), (4, 1), (5, 2)]
+    assert state.error_count(Reason.TIMEOUT) == 3
+    assert state.error_count(Reason.RATE_LIMITED) == 2
+    assert polled(state, Readings()).failure_streak == 0
+
+
+def test_unparsed_parts_of_a_success_count_one_parse_error_and_stay_up() -> None:
+    partial = Readings(meters=READINGS.meters, problems=("meter 'x': not a number",))
+    after = polled(account(), partial)
+    assert after.up is True
+    assert after.readings is partial
+    assert after.error_count(Reason.PARSE) == 1
+    assert after.last_error is None
+
+
+def test_a_kept_error_is_scrubbed_of_registered_keys() -> None:
+    key = "sk_live_after_poll_key_0042"
+    REDACTOR.register(key)
+    after = polled(account(), PollError(Reason.AUTH, f"HTTP 401: Invalid API Key {key}"))
+    assert after.last_error == "HTTP 401: Invalid API Key <redacted>"
+
+
+def test_next_delay_is_asked_about_the_account_as_this_outcome_leaves_it() -> None:
+    # The backoff depends on the streak this very outcome makes, so the delay is
+    # computed from the new state, and next_poll is that far after the poll's end.
+    asked: list[AccountState] = []
+
+    def delay(state: AccountState) -> float:
+        asked.append(state)
+        return 12.5 * state.failure_streak
+
+    start = replace(account(), last_error_reason=Reason.SERVER, failure_streak=2)
+    after = start.after_poll(
+        PollError(Reason.SERVER, "HTTP 503"), now=END, duration=1.0, next_delay=delay
+    )
+    assert len(asked) == 1
+    assert asked[0] == replace(after, next_poll=start.next_poll)
+    assert after.failure_streak == 3
+    assert after.next_poll == END + 37.5
+
+
+def test_after_poll_is_pure() -> None:
+    before = succeeded(30.0)
+    outcome = PollError(Reason.SERVER, "HTTP 502")
+    first = polled(before, outcome)
+    assert polled(before, outcome) == first
+    assert before == succeeded(30.0)
+
+
 # --- StateStore ------------------------------------------------------------------------
 
 
 def test_a_new_store_is_empty_at_generation_zero() -> None:
     store = StateStore()
-    assert store.snapshot() == (0, (), ReloadStatus())
+    assert store.snapshot() == Snapshot(0, (), ReloadStatus(), DEFAULT_INTERVAL)
     assert store.get(("pictory", "marketing")) is None
 
 
@@ -159,9 +280,9 @@ def test_set_accounts_orders_by_provider_then_account_and_bumps_generation_once(
     store.set_accounts(
         [account("vertaaux", "prod"), account("pictory", "zz"), account("pictory", "aa")]
     )
-    generation, states, _ = store.snapshot()
-    assert generation == 1
-    assert [s.key for s in states] == [
+    snapshot = store.snapshot()
+    assert snapshot.generation == 1
+    assert [s.key for s in snapshot.accounts] == [
         ("pictory", "aa"),
         ("pictory", "zz"),
         ("vertaaux", "prod"),
@@ -173,11 +294,11 @@ def test_set_accounts_replaces_the_whole_set() -> None:
     store.set_accounts([account("pictory", "a"), account("tornado", "b")])
     kept = account("tornado", "b", polls_total=7)
     store.set_accounts([kept, account("piloterr", "c")])
-    generation, states, _ = store.snapshot()
-    assert generation == 2
+    snapshot = store.snapshot()
+    assert snapshot.generation == 2
     assert store.get(("pictory", "a")) is None
     assert store.get(("tornado", "b")) is kept
-    assert [s.key for s in states] == [("piloterr", "c"), ("tornado", "b")]
+    assert [s.key for s in snapshot.accounts] == [("piloterr", "c"), ("tornado", "b")]
 
 
 def test_reading_does_not_bump_the_generation() -> None:
@@ -186,7 +307,7 @@ def test_reading_does_not_bump_the_generation() -> None:
     store.set_accounts([account()])
     store.snapshot()
     store.get(("pictory", "marketing"))
-    assert store.snapshot()[0] == 1
+    assert store.snapshot().generation == 1
 
 
 def test_update_swaps_in_the_changed_state_and_returns_it() -> None:
@@ -196,7 +317,7 @@ def test_update_swaps_in_the_changed_state_and_returns_it() -> None:
     assert new is not None
     assert new.polls_total == 1
     assert store.get(("pictory", "marketing")) is new
-    assert store.snapshot()[0] == 2
+    assert store.snapshot().generation == 2
 
 
 def test_update_of_an_account_reloaded_away_is_a_no_op() -> None:
@@ -212,17 +333,16 @@ def test_update_of_an_account_reloaded_away_is_a_no_op() -> None:
 
     assert store.update(("pictory", "gone"), change) is None
     assert calls == []
-    generation, states, _ = store.snapshot()
-    assert generation == 2
-    assert [s.key for s in states] == [("tornado", "b")]
+    snapshot = store.snapshot()
+    assert snapshot.generation == 2
+    assert [s.key for s in snapshot.accounts] == [("tornado", "b")]
 
 
 def test_update_keeps_the_account_in_its_place() -> None:
     store = StateStore()
     store.set_accounts([account("pictory", "a"), account("pictory", "b"), account("tornado", "c")])
     store.update(("pictory", "a"), polls_plus_one)
-    _, states, _ = store.snapshot()
-    assert [(s.key, s.polls_total) for s in states] == [
+    assert [(s.key, s.polls_total) for s in store.snapshot().accounts] == [
         (("pictory", "a"), 1),
         (("pictory", "b"), 0),
         (("tornado", "c"), 0),
@@ -233,13 +353,13 @@ def test_a_snapshot_already_taken_is_not_changed_by_later_updates() -> None:
     # A /metrics render in progress keeps one consistent view of every account.
     store = StateStore()
     store.set_accounts([account()])
-    old_generation, old_states, _ = store.snapshot()
+    old = store.snapshot()
     store.update(("pictory", "marketing"), lambda s: replace(s, up=True, polls_total=1))
-    assert old_generation == 1
-    assert [(s.up, s.polls_total) for s in old_states] == [(False, 0)]
-    new_generation, new_states, _ = store.snapshot()
-    assert new_generation == 2
-    assert [(s.up, s.polls_total) for s in new_states] == [(True, 1)]
+    assert old.generation == 1
+    assert [(s.up, s.polls_total) for s in old.accounts] == [(False, 0)]
+    new = store.snapshot()
+    assert new.generation == 2
+    assert [(s.up, s.polls_total) for s in new.accounts] == [(True, 1)]
 
 
 def test_a_change_that_raises_leaves_the_store_untouched() -> None:
@@ -253,14 +373,14 @@ def test_a_change_that_raises_leaves_the_store_untouched() -> None:
     with pytest.raises(RuntimeError, match="bug in the writer"):
         store.update(("pictory", "marketing"), broken)
     assert store.get(("pictory", "marketing")) is original
-    assert store.snapshot()[0] == 1
+    assert store.snapshot().generation == 1
 
 
 def test_set_reload_replaces_the_status_and_bumps_generation() -> None:
     store = StateStore()
     status = ReloadStatus(successful=True, last_success=NOW)
     store.set_reload(status)
-    assert store.snapshot() == (1, (), status)
+    assert store.snapshot() == Snapshot(1, (), status, DEFAULT_INTERVAL)
 
 
 def test_concurrent_updates_are_never_lost() -> None:
@@ -283,4 +403,36 @@ def test_concurrent_updates_are_never_lost() -> None:
     state = store.get(("pictory", "marketing"))
     assert state is not None
     assert state.polls_total == threads_count * per_thread
-    assert store.snapshot()[0] == 1 + threads_count * per_thread
+    assert store.snapshot().generation == 1 + threads_count * per_thread
+
+
+def test_a_snapshot_is_named_and_frozen() -> None:
+    snapshot = StateStore().snapshot()
+    assert (snapshot.generation, snapshot.accounts) == (0, ())
+    assert (snapshot.reload, snapshot.default_interval) == (ReloadStatus(), DEFAULT_INTERVAL)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        snapshot.generation = 5  # type: ignore[misc]
+
+
+def test_a_config_applied_sets_its_default_interval_with_its_accounts() -> None:
+    # One swap: the HELP text and the accounts of one config come in one snapshot.
+    store = StateStore()
+    store.set_accounts([account()], default_interval=60.0)
+    snapshot = store.snapshot()
+    assert (snapshot.generation, snapshot.default_interval) == (1, 60.0)
+    assert [s.key for s in snapshot.accounts] == [("pictory", "marketing")]
+    # Setting accounts without a config (tests, tools) keeps the interval.
+    store.set_accounts([])
+    assert store.snapshot().default_interval == 60.0
+    assert store.snapshot().generation == 2
+
+
+def test_a_failed_reload_keeps_the_time_of_the_last_success() -> None:
+    store = StateStore()
+    store.reload_failed()
+    assert store.snapshot().reload == ReloadStatus(successful=False, last_success=None)
+    store.set_reload(ReloadStatus(successful=True, last_success=NOW))
+    store.reload_failed()
+    snapshot = store.snapshot()
+    assert snapshot.reload == ReloadStatus(successful=False, last_success=NOW)
+    assert snapshot.generation == 3

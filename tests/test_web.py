@@ -9,6 +9,7 @@ requests, and security swapped while the server runs.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import http.client
 import re
@@ -28,10 +29,9 @@ from prometheus_client.openmetrics.parser import (
 )
 
 from exporter import __version__
-from exporter.collector import MetricsRenderer, QuotaCollector
 from exporter.model import MeterReading, Readings
-from exporter.redaction import REDACTOR
-from exporter.state import AccountState, ReloadStatus, StateStore
+from exporter.render import MetricsRenderer
+from exporter.state import AccountState, ReloadStatus, Snapshot, StateStore
 from exporter.web import (
     ExporterHTTPServer,
     Limits,
@@ -116,21 +116,18 @@ class Servers:
         store.set_reload(ReloadStatus(successful=True, last_success=NOW - 600))
         # Without process metrics every render of one snapshot is byte-identical,
         # which lets tests compare two responses exactly.
-        renderer = MetricsRenderer(
-            QuotaCollector(store, lambda: NOW), process_metrics=process_metrics
-        )
+        renderer = MetricsRenderer(process_metrics=process_metrics)
         ready = threading.Event()
         ready.set()
         reload = ReloadDouble()
         app = WebApp(
             renderer=renderer,
-            store=store,
+            snapshot=store.snapshot,
             ready=ready.is_set,
             reload=reload,
-            security=security,
             clock=lambda: NOW,
         )
-        server = ExporterHTTPServer((host, 0), app)
+        server = ExporterHTTPServer((host, 0), app, security=security)
         thread = serve(server)
         harness = Harness(server, thread, store, renderer, ready, reload)
         self.started.append(harness)
@@ -322,8 +319,8 @@ def test_other_methods_are_refused_and_the_connection_closed(web: Harness, metho
 def test_serve_runs_the_server_in_a_daemon_thread_until_shutdown() -> None:
     store = StateStore()
     app = WebApp(
-        renderer=MetricsRenderer(QuotaCollector(store), process_metrics=False),
-        store=store,
+        renderer=MetricsRenderer(process_metrics=False),
+        snapshot=store.snapshot,
         ready=lambda: True,
         reload=lambda: None,
     )
@@ -339,6 +336,60 @@ def test_serve_runs_the_server_in_a_daemon_thread_until_shutdown() -> None:
         server.server_close()
     thread.join(5)
     assert not thread.is_alive()
+
+
+class CountingSnapshots:
+    """The store's `snapshot`, counting the calls and keeping what each returned."""
+
+    def __init__(self, store: StateStore) -> None:
+        self.store = store
+        self.taken: list[Snapshot] = []
+
+    def __call__(self) -> Snapshot:
+        taken = self.store.snapshot()
+        self.taken.append(taken)
+        return taken
+
+
+def test_each_view_request_takes_exactly_one_snapshot_and_others_none() -> None:
+    store = StateStore()
+    store.set_accounts([up_account()])
+    snapshots = CountingSnapshots(store)
+    app = WebApp(
+        renderer=MetricsRenderer(process_metrics=False),
+        snapshot=snapshots,
+        ready=lambda: True,
+        reload=lambda: None,
+        clock=lambda: NOW,
+    )
+    server = ExporterHTTPServer(("127.0.0.1", 0), app)
+    serve(server)
+    port = int(server.server_address[1])
+    try:
+        for path in ("/-/healthy", "/-/ready", "/nope", "/-/reload"):
+            request(port, "GET", path)
+        assert snapshots.taken == []
+        for path, expected in (("/metrics", 1), ("/", 2)):
+            answer = request(port, "GET", path)
+            assert answer.status == 200
+            assert len(snapshots.taken) == expected
+        # What was served is that one snapshot, rendered.
+        page = request(port, "GET", "/").text
+        assert "<td>pipeline</td>" in page
+        assert len(snapshots.taken) == 3
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_security_given_at_start_is_the_one_the_server_holds(servers: Servers) -> None:
+    # One live holder: ExporterHTTPServer.security (a reload swaps it there).
+    security = WebConfig(users={USER: HASH})
+    web = servers.start(security=security)
+    assert web.server.security is security
+    assert request(web.port, "GET", "/metrics").status == 401
+    assert request(web.port, "GET", "/metrics", basic(USER, PASSWORD)).status == 200
+    assert "security" not in {f.name for f in dataclasses.fields(WebApp)}
 
 
 def test_ipv6_loopback_is_served(servers: Servers) -> None:
@@ -668,96 +719,6 @@ def test_a_client_that_resets_is_not_a_traceback_on_stderr(
 
 
 # --- the landing page ---------------------------------------------------------------
-
-
-def row(*cells: object) -> str:
-    return "<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>"
-
-
-def test_landing_page_lists_every_account_with_its_state(web: Harness) -> None:
-    cached = Readings(meters=(MeterReading("credits", "credits", used=1.0, limit=3.0),))
-    failing = AccountState(
-        provider="vertaaux",
-        account="audits",
-        interval=300.0,
-        max_staleness=900.0,
-        polled=True,
-        readings=cached,
-        last_success=NOW - 400,
-        last_error="HTTP 503: <b>maintenance</b> & back soon",
-        next_poll=NOW + 30,
-    )
-    stale = AccountState(
-        provider="vertaaux",
-        account="old",
-        interval=300.0,
-        max_staleness=900.0,
-        polled=True,
-        readings=cached,
-        last_success=NOW - 3600,
-        last_error="no complete answer within 10s",
-    )
-    pending = AccountState(provider="pictory", account="new", interval=60.0, max_staleness=180.0)
-    web.store.set_accounts([up_account(), failing, stale, pending])
-    answer = request(web.port, "GET", "/")
-    page = answer.text
-    assert f"<h1>saas-quota-exporter {__version__}</h1>" in page
-    for link in ("/metrics", "/-/healthy", "/-/ready"):
-        assert f'<a href="{link}">{link}</a>' in page
-    assert "Last config load: ok" in page
-    assert row("pictory", "new", "pending", "never", "-", 0, "") in page
-    assert row("tornado", "pipeline", "up", "30s ago", "in 270s", 2, "") in page
-    # Failing within max_staleness: the cached values are still served, and the
-    # vendor's error is shown escaped, never as markup.
-    assert (
-        row(
-            "vertaaux",
-            "audits",
-            "failing (serving cached values)",
-            "7m ago",
-            "in 30s",
-            1,
-            "HTTP 503: &lt;b&gt;maintenance&lt;/b&gt; &amp; back soon",
-        )
-        in page
-    )
-    # Past max_staleness: nothing is served, though the page still counts the meters.
-    gone = row("vertaaux", "old", "failing", "60m ago", "-", 1, "no complete answer within 10s")
-    assert gone in page
-    assert "<b>maintenance</b>" not in page
-    # Sorted by provider and account, as the store keeps them.
-    order = [page.index(f"<td>{name}</td>") for name in ("new", "pipeline", "audits", "old")]
-    assert order == sorted(order)
-
-
-def test_landing_page_never_shows_an_api_key(web: Harness) -> None:
-    # A vendor that echoes the key back in its error: the config loader registers
-    # every key with REDACTOR, and the page scrubs the error on the way out too.
-    key = "sk_live_landing_page_key_4242"
-    REDACTOR.register(key)
-    failing = AccountState(
-        provider="tornado",
-        account="echo",
-        interval=300.0,
-        max_staleness=900.0,
-        polled=True,
-        last_error=f"HTTP 401: Invalid API Key {key}",
-    )
-    web.store.set_accounts([failing])
-    page = request(web.port, "GET", "/").text
-    assert key not in page
-    assert (
-        row(
-            "tornado",
-            "echo",
-            "failing",
-            "never",
-            "-",
-            0,
-            "HTTP 401: Invalid API Key &lt;redacted&gt;",
-        )
-        in page
-    )
 
 
 def test_landing_page_without_accounts_and_after_a_failed_reload(web: Harness) -> None:

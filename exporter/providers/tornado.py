@@ -39,12 +39,12 @@ from exporter.providers.base import (
     Headers,
     Provider,
     classify_http_error,
-    excerpt,
     gather,
     is_unlimited,
     json_object,
     label_value,
     number,
+    one_line,
     timestamp,
     unrecognised,
 )
@@ -104,7 +104,9 @@ def parse(status: int, headers: Headers, body: bytes) -> Readings:
         # flag the account instead of failing the poll.
         account_info.append(("billing_error", "1"))
         text = billing_error if isinstance(billing_error, str) else repr(billing_error)
-        warnings = (f"Tornado billing lookup failed: {excerpt(text.encode())}",)
+        # one_line, not excerpt(text.encode()): vendor text may hold a lone surrogate,
+        # which cannot be encoded; one_line makes any string safe.
+        warnings = (f"Tornado billing lookup failed: {one_line(text)}",)
 
     problems = meter_problems + cap_problems + info_problems
     if not meters and not problems:

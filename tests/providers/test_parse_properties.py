@@ -25,7 +25,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from exporter.collector import MetricsRenderer, QuotaCollector
 from exporter.model import (
     CUT,
     LABEL_CHARS,
@@ -36,8 +35,9 @@ from exporter.model import (
     is_label_name,
 )
 from exporter.providers import PROVIDERS
+from exporter.render import MetricsRenderer
 from exporter.state import AccountState, StateStore
-from exporter.web import landing_page
+from exporter.statuspage import landing_page
 from tests.fakes import up_state
 from tests.providers.fixtures import FIXTURES
 
@@ -273,10 +273,11 @@ def render(vendor: str, readings: Readings | None, error: PollError | None) -> N
             vendor, "fuzzed", 300.0, 900.0, polled=True, last_error=error.message
         ).with_error(error.reason)
     store.set_accounts([healthy, state])
-    landing_page(store, NOW).encode("utf-8")
-    renderer = MetricsRenderer(QuotaCollector(store, lambda: NOW), process_metrics=False)
+    snapshot = store.snapshot()
+    landing_page(snapshot, NOW).encode("utf-8")
+    renderer = MetricsRenderer(process_metrics=False)
     for accept in (None, "application/openmetrics-text; version=1.0.0"):
-        text = renderer.render(accept, None).body.decode("utf-8")
+        text = renderer.render(snapshot, NOW, accept, None).body.decode("utf-8")
         assert 'saas_quota_up{account="healthy",provider="pictory"} 1.0' in text
 
 

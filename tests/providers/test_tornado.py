@@ -125,6 +125,15 @@ def test_billing_error_is_flagged_and_other_values_are_kept() -> None:
     )
 
 
+def test_a_billing_error_with_a_lone_surrogate_is_a_safe_warning() -> None:
+    """Found by the parse properties: the warning text used to be encoded, which a
+    lone surrogate (valid in json.loads' output) cannot be."""
+    raw = json.loads(body("tornado", "usage_stripe_billing_error.json"))
+    raw["billing_error"] = "lookup \ud800 failed"
+    readings = parse(200, {}, json.dumps(raw).encode())
+    assert readings.warnings == ("Tornado billing lookup failed: lookup \ufffd failed",)
+
+
 def test_trial_key_takes_limit_from_bytes_and_remaining_from_vendor() -> None:
     readings = _readings("usage_trial_key.json")
     # factor = 1099511627776 / 1024.0 = 2**30: the body defines its own GB.
