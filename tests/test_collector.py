@@ -25,15 +25,16 @@ from exporter.web import landing_page
 from tests.e2e import require_binary
 from tests.exposition import samples
 from tests.fakes import up_state
-from tests.providers.fixtures import body, edited, headers
+from tests.providers.fixtures import edited, recorded
 
 GOLDEN = Path(__file__).parent / "golden" / "metrics.prom"
 NOW = 1_780_000_000.0
 
 
-def parsed(provider: str, fixture: str, header_file: str | None = None) -> Readings:
-    hdrs = headers(provider, header_file) if header_file else {}
-    return PROVIDERS[provider].parse(200, hdrs, body(provider, fixture))
+def parsed(provider: str, case: str) -> Readings:
+    """A recorded success case as its adapter reads it, with the headers it came with."""
+    response = recorded(provider, case)
+    return PROVIDERS[provider].parse(response.status, response.headers, response.body)
 
 
 def good(provider: str, account: str, readings: Readings) -> AccountState:
@@ -44,16 +45,16 @@ def good(provider: str, account: str, readings: Readings) -> AccountState:
 def golden_store() -> StateStore:
     store = StateStore()
     states = [
-        good("pictory", "marketing", parsed("pictory", "quota.json")),
-        good("tornado", "trial", parsed("tornado", "usage_key_with_limits.json")),
-        good("piloterr", "scraping", parsed("piloterr", "usage_expiring_key.json")),
-        good("vidnavigator", "odyssey", parsed("vidnavigator", "usage_v3_unlimited.json")),
-        good("vertaaux", "prod", parsed("vertaaux", "quota_pro.json", "headers.json")),
+        good("pictory", "marketing", parsed("pictory", "quota")),
+        good("tornado", "trial", parsed("tornado", "usage_key_with_limits")),
+        good("piloterr", "scraping", parsed("piloterr", "usage_expiring_key")),
+        good("vidnavigator", "odyssey", parsed("vidnavigator", "usage_v3_unlimited")),
+        good("vertaaux", "prod", parsed("vertaaux", "quota_pro")),
     ]
     # A failing account within max_staleness: up 0, errors counted, values kept.
     failing = (
         replace(
-            good("pictory", "failing", parsed("pictory", "quota_exhausted.json")),
+            good("pictory", "failing", parsed("pictory", "quota_exhausted")),
             up=False,
             last_error="HTTP 401: Unauthorized",
             consecutive_failures=2,
@@ -63,7 +64,7 @@ def golden_store() -> StateStore:
     )
     # A failing account past max_staleness: only the poll bookkeeping remains.
     stale = replace(
-        good("vertaaux", "stale", parsed("vertaaux", "quota_agency.json")),
+        good("vertaaux", "stale", parsed("vertaaux", "quota_agency")),
         up=False,
         last_success=NOW - 3600,
     ).with_error(Reason.TIMEOUT)
@@ -153,7 +154,7 @@ def test_unlimited_meters_have_no_limit_or_remaining() -> None:
 
 def test_limit_zero_is_exported_as_zero() -> None:
     store = StateStore()
-    readings = parsed("pictory", "quota_voiceover_not_in_plan.json")
+    readings = parsed("pictory", "quota_voiceover_not_in_plan")
     store.set_accounts(
         [
             AccountState(
@@ -338,15 +339,15 @@ def hostile_store() -> StateStore:
     _, golden, reload = store.snapshot()
     vertaaux = PROVIDERS["vertaaux"].parse(
         200,
-        headers("vertaaux", "headers.json"),
-        edited("vertaaux", "quota_pro.json", {("plan",): HOSTILE[:150]}),
+        recorded("vertaaux", "quota_pro").headers,
+        edited("vertaaux", "quota_pro", {("plan",): HOSTILE[:150]}),
     )
     vidnavigator = PROVIDERS["vidnavigator"].parse(
         200,
         {},
         edited(
             "vidnavigator",
-            "usage_v3_credits.json",
+            "usage_v3_credits",
             {
                 ("data", "subscription", "plan_name"): HOSTILE,
                 ("data", "usage", "transcription_hour", "used"): 1e308,
@@ -354,12 +355,12 @@ def hostile_store() -> StateStore:
         ),
     )
     piloterr = PROVIDERS["piloterr"].parse(
-        200, {}, edited("piloterr", "usage.json", {("api_key", "alias"): HOSTILE})
+        200, {}, edited("piloterr", "usage", {("api_key", "alias"): HOSTILE})
     )
     with pytest.raises(PollError) as caught:
         PROVIDERS["pictory"].parse(500, {}, json.dumps({"message": HOSTILE}).encode())
     failing = replace(
-        good("pictory", "hostile_error", parsed("pictory", "quota.json")),
+        good("pictory", "hostile_error", parsed("pictory", "quota")),
         up=False,
         last_error=caught.value.message,
     ).with_error(caught.value.reason)
