@@ -62,7 +62,13 @@ _TOP_KEYS: Final = ("global", "accounts")
 
 @dataclass(frozen=True)
 class AccountConfig:
-    """One API key at one vendor, with its schedule."""
+    """One API key at one vendor, with its schedule.
+
+    `adapter` is the `Provider` the loader resolved `provider` to, once, in the
+    registry it was given; nothing after the load looks a vendor up by name. It takes
+    part in equality, so an account compares equal across two loads exactly when its
+    settings and its provider are unchanged (the poller keeps its state then).
+    """
 
     provider: str
     account: str
@@ -72,14 +78,18 @@ class AccountConfig:
     max_staleness: float
     base_url: str | None = None
     api_key_file: str | None = None
+    adapter: Provider = field(kw_only=True, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.adapter.name != self.provider:
+            raise ValueError(
+                f"account {self.account!r}: provider {self.provider!r} is resolved to the"
+                f" adapter named {self.adapter.name!r}"
+            )
 
     @property
     def key(self) -> tuple[str, str]:
         return (self.provider, self.account)
-
-    @property
-    def adapter(self) -> Provider:
-        return PROVIDERS[self.provider]
 
     @property
     def url(self) -> str:
@@ -104,8 +114,17 @@ class ConfigError(Exception):
         self.problems = tuple(problems)
 
 
-def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Config:
-    """Read and validate a config file; ConfigError lists every problem at once."""
+def load_config(
+    path: str | os.PathLike[str],
+    environ: Mapping[str, str] | None = None,
+    *,
+    providers: Mapping[str, Provider] = PROVIDERS,
+) -> Config:
+    """Read and validate a config file; ConfigError lists every problem at once.
+
+    `providers` is the registry each account's `provider:` is resolved in (the
+    built-in adapters unless the caller hands in another).
+    """
     source = os.fspath(path)
     try:
         text = read_limited(source, MAX_CONFIG_BYTES).decode("utf-8")
@@ -118,6 +137,7 @@ def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None 
         source=source,
         environ=os.environ if environ is None else environ,
         base_dir=Path(source).resolve().parent,
+        providers=providers,
     )
 
 
@@ -127,18 +147,29 @@ def parse_config(
     source: str = "<config>",
     environ: Mapping[str, str] | None = None,
     base_dir: Path | None = None,
+    providers: Mapping[str, Provider] = PROVIDERS,
 ) -> Config:
-    loader = _Loader(source, os.environ if environ is None else environ, base_dir or Path.cwd())
+    loader = _Loader(
+        source, os.environ if environ is None else environ, base_dir or Path.cwd(), providers
+    )
     return loader.load(text)
 
 
 class _Loader:
     """One pass over the YAML node tree, collecting problems instead of stopping."""
 
-    def __init__(self, source: str, environ: Mapping[str, str], base_dir: Path) -> None:
+    def __init__(
+        self,
+        source: str,
+        environ: Mapping[str, str],
+        base_dir: Path,
+        providers: Mapping[str, Provider],
+    ) -> None:
         self.source = source
         self.environ = environ
         self.base_dir = base_dir
+        # The registry every `provider:` is resolved in; the only one this pass reads.
+        self.providers = providers
         # (line, column, text): reported in document order, the order one fixes them in.
         self.problems: list[tuple[int, int, str]] = []
         self.warnings: list[str] = []
@@ -241,28 +272,20 @@ class _Loader:
         if "global" in top and not _is_null(top["global"]):  # `global:` alone: all defaults
             glob = self.mapping(top["global"], "global", _GLOBAL_KEYS)
         if glob:
-            before = len(self.problems)
             global_interval = self.duration(glob.get("interval"), "global.interval")
-            interval = global_interval or interval
-            timeout = self.duration(glob.get("timeout"), "global.timeout", minimum=0.001) or timeout
+            own_timeout = self.duration(glob.get("timeout"), "global.timeout", minimum=0.001)
             staleness = self.duration(glob.get("max_staleness"), "global.max_staleness")
-            durations_ok = len(self.problems) == before
+            interval = global_interval or interval
+            timeout = own_timeout or timeout
             # Checked once here, not again for every account that inherits them.
-            if timeout >= interval and durations_ok:
-                field_name = "timeout" if "timeout" in glob else "interval"
-                self.problem(
-                    glob[field_name],
-                    f"global.{field_name}",
-                    f"timeout {format_duration(timeout)} must be shorter than the interval"
-                    f" {format_duration(interval)}",
-                )
-            if staleness is not None and staleness < interval and durations_ok:
-                self.problem(
-                    glob.get("max_staleness"),
-                    "global.max_staleness",
-                    f"max_staleness {format_duration(staleness)} is shorter than the interval"
-                    f" {format_duration(interval)}: values would vanish between polls",
-                )
+            self.schedule(
+                glob,
+                "global",
+                {"interval": global_interval, "timeout": own_timeout, "max_staleness": staleness},
+                interval=interval,
+                timeout=timeout,
+                max_staleness=staleness if staleness is not None else interval * STALENESS_FACTOR,
+            )
 
         accounts: list[AccountConfig] = []
         if "accounts" not in top:
@@ -329,11 +352,14 @@ class _Loader:
         before = len(self.problems)
 
         provider = self.string(fields.get("provider"), f"{where}.provider", node, required=True)
-        if provider is not None and provider not in PROVIDERS:
+        # Resolved here, once: everything below and after the load uses this object.
+        adapter = self.providers.get(provider) if provider is not None else None
+        if provider is not None and adapter is None:
             self.problem(
                 fields["provider"],
                 f"{where}.provider",
-                f"unknown provider {provider!r}; valid providers: {', '.join(sorted(PROVIDERS))}",
+                f"unknown provider {provider!r}; valid providers:"
+                f" {', '.join(sorted(self.providers))}",
             )
             provider = None
 
@@ -346,34 +372,24 @@ class _Loader:
             )
 
         key = self.api_key(fields, where, node)
-        base_url = self.base_url(fields.get("base_url"), f"{where}.base_url", provider)
+        base_url = self.base_url(fields.get("base_url"), f"{where}.base_url", adapter)
         own_interval = self.duration(fields.get("interval"), f"{where}.interval")
         own_timeout = self.duration(fields.get("timeout"), f"{where}.timeout", minimum=0.001)
         own_staleness = self.duration(fields.get("max_staleness"), f"{where}.max_staleness")
-        vendor_default = PROVIDERS[provider].default_interval if provider else DEFAULT_INTERVAL
+        vendor_default = adapter.default_interval if adapter else DEFAULT_INTERVAL
         interval = own_interval or interval or vendor_default
         timeout = own_timeout or timeout
         max_staleness = own_staleness or staleness or interval * STALENESS_FACTOR
-
-        # Reported where the account sets one of the two; global pairs are checked once.
-        if timeout >= interval and (own_timeout or own_interval):
-            field_name = "timeout" if own_timeout else "interval"
-            self.problem(
-                fields[field_name],
-                f"{where}.{field_name}",
-                f"timeout {format_duration(timeout)} must be shorter than the interval"
-                f" {format_duration(interval)}",
-            )
-        if max_staleness < interval and (own_staleness or own_interval):
-            field_name = "max_staleness" if own_staleness else "interval"
-            self.problem(
-                fields[field_name],
-                f"{where}.{field_name}",
-                f"max_staleness {format_duration(max_staleness)} is shorter than the interval"
-                f" {format_duration(interval)}: values would vanish between polls",
-            )
-        if provider is not None:
-            minimum = PROVIDERS[provider].min_interval
+        self.schedule(
+            fields,
+            where,
+            {"interval": own_interval, "timeout": own_timeout, "max_staleness": own_staleness},
+            interval=interval,
+            timeout=timeout,
+            max_staleness=max_staleness,
+        )
+        if provider is not None and adapter is not None:
+            minimum = adapter.min_interval
             if interval < minimum:
                 self.warning(
                     fields.get("interval") or node,
@@ -383,15 +399,22 @@ class _Loader:
                     " for no fresher data",
                 )
 
-        if len(self.problems) > before or provider is None or name is None or key is None:
+        if (
+            len(self.problems) > before
+            or provider is None
+            or adapter is None
+            or name is None
+            or key is None
+        ):
             return None
         key_value, key_file = key
-        check = PROVIDERS[provider].key_warning
+        check = adapter.key_warning
         remark = check(key_value) if check else None
         if remark:
             self.warning(node, where, remark)
         return AccountConfig(
             provider=provider,
+            adapter=adapter,
             account=name,
             api_key=Secret(key_value),
             api_key_file=key_file,
@@ -400,6 +423,45 @@ class _Loader:
             timeout=timeout,
             max_staleness=max_staleness,
         )
+
+    def schedule(
+        self,
+        fields: dict[str, Node],
+        where: str,
+        own: dict[str, float | None],
+        *,
+        interval: float,
+        timeout: float,
+        max_staleness: float,
+    ) -> None:
+        """timeout < interval <= max_staleness, for `global:` and for each account alike.
+
+        `own` holds the durations this block sets (None: not set, or not readable) and
+        the keyword values are the effective ones, inherited values filled in. A pair
+        is reported only where the block writes one of its two values, at the one it
+        writes (the timeout or max_staleness rather than the interval), so a value
+        that is merely inherited is reported once, where it is written. A block with an
+        unreadable duration is not compared: that value is the one to fix, and a
+        comparison with the default standing in for it would be noise.
+        """
+        if any(key in fields and value is None for key, value in own.items()):
+            return
+        if timeout >= interval and (own["timeout"] or own["interval"]):
+            field_name = "timeout" if own["timeout"] else "interval"
+            self.problem(
+                fields[field_name],
+                f"{where}.{field_name}",
+                f"timeout {format_duration(timeout)} must be shorter than the interval"
+                f" {format_duration(interval)}",
+            )
+        if max_staleness < interval and (own["max_staleness"] or own["interval"]):
+            field_name = "max_staleness" if own["max_staleness"] else "interval"
+            self.problem(
+                fields[field_name],
+                f"{where}.{field_name}",
+                f"max_staleness {format_duration(max_staleness)} is shorter than the interval"
+                f" {format_duration(interval)}: values would vanish between polls",
+            )
 
     def api_key(
         self, fields: dict[str, Node], where: str, node: Node
@@ -449,7 +511,7 @@ class _Loader:
             return None
         return value, str(path)
 
-    def base_url(self, node: Node | None, where: str, provider: str | None) -> str | None:
+    def base_url(self, node: Node | None, where: str, adapter: Provider | None) -> str | None:
         text = self.string(node, where, None)
         if text is None:
             return None
@@ -488,10 +550,10 @@ class _Loader:
             self.problem(node, where, "invalid URL: user or password in a URL is not allowed")
             return None
         base_url = text.rstrip("/")
-        if provider is not None:
+        if adapter is not None:
             # The URL the poller will request, checked by the client that will request it.
             try:
-                httpx.URL(PROVIDERS[provider].url(base_url))
+                httpx.URL(adapter.url(base_url))
             except (httpx.InvalidURL, ValueError) as exc:
                 self.problem(node, where, f"invalid URL {text!r}: {exc}")
                 return None

@@ -15,6 +15,7 @@ import pytest
 import structlog
 
 from exporter.cli import main
+from exporter.providers import PROVIDERS
 from tests.e2e import exporter_command
 
 KEY = "sk_live_FAKECLIKEY_9e8d7c6b"
@@ -47,7 +48,7 @@ accounts:
 BAD_PROBLEMS = [
     "{path}:2:13: global.interval: not a duration: '300' (add a unit, e.g. 300s or 5m)",
     "{path}:4:15: accounts[0].provider: unknown provider 'pictori';"
-    " valid providers: pictory, piloterr, tornado, vertaaux, vidnavigator",
+    f" valid providers: {', '.join(sorted(PROVIDERS))}",
     "{path}:9:14: accounts[1].api_key: environment variable UNSET_FAKE_VAR is not set",
     "{path}:10:15: accounts[1].base_url: invalid URL 'ftp://example.com':"
     " need http:// or https:// and a host",

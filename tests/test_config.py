@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from exporter.config import AccountConfig, Config, ConfigError, load_config, parse_config
 from exporter.providers import PROVIDERS
+from exporter.providers.base import Provider
 from exporter.redaction import REDACTED, REDACTOR, Secret
 
 SOURCE = "exporter.yml"
@@ -27,7 +28,8 @@ KEY2 = "sk_live_FAKEKEY_second_83f1"
 FILE_KEY = "fk_FAKEFILEKEY_0c9b8a7f"
 ENV_KEY = "ek_FAKEENVKEY_55aa33cc"
 SECRETS = (KEY, KEY2, FILE_KEY, ENV_KEY, "pw_FAKEPASSWORD_77")
-PROVIDER_LIST = "pictory, piloterr, tornado, vertaaux, vidnavigator"
+# What an unknown provider's message offers: the registry's names, whatever they are.
+PROVIDER_LIST = ", ".join(sorted(PROVIDERS))
 ACCOUNT_KEYS = (
     "provider, account, api_key, api_key_file, base_url, interval, timeout, max_staleness"
 )
@@ -52,6 +54,7 @@ def account(
 ) -> AccountConfig:
     return AccountConfig(
         provider=provider,
+        adapter=PROVIDERS[provider],
         account=name,
         api_key=Secret(key),
         interval=interval,
@@ -933,6 +936,26 @@ BAD = [
     ),
     pytest.param(
         f"""
+        global:
+          interval: soon
+          timeout: 10m
+        accounts:
+          - {{provider: pictory, account: a, api_key: {KEY}, interval: soon, timeout: 10m}}
+          - {{provider: pictory, account: b, api_key: {KEY}, max_staleness: 1m, timeout: x}}
+        """,
+        {},
+        {},
+        [
+            f"{SOURCE}:2:13: global.interval: not a duration: 'soon' ({GRAMMAR_HINT})",
+            f"{SOURCE}:5:84: accounts[0].interval: not a duration: 'soon' ({GRAMMAR_HINT})",
+            f"{SOURCE}:6:102: accounts[1].timeout: not a duration: 'x' ({GRAMMAR_HINT})",
+        ],
+        # One rule for both blocks: the unreadable value is the thing to fix, not a
+        # comparison of the other value with the default standing in for it.
+        id="an unreadable duration is not also compared, in global or an account",
+    ),
+    pytest.param(
+        f"""
         accounts:
           - {{provider: pictory, account: a, api_key: {KEY}, base_url: example.com}}
           - {{provider: pictory, account: b, api_key: {KEY}, base_url: "ftp://example.com"}}
@@ -1110,6 +1133,82 @@ def test_provider_default_interval_applies_when_global_sets_none() -> None:
     account = config.accounts[0]
     assert account.interval == PROVIDERS["piloterr"].default_interval
     assert account.max_staleness == 3 * PROVIDERS["piloterr"].default_interval
+
+
+# --- the registry accounts are resolved in ----------------------------------------------
+
+
+def _own_registry() -> dict[str, Provider]:
+    """A registry the loader is handed: one made-up vendor, none of the built-in ones."""
+
+    def remark(key: str) -> str | None:
+        return "an acme test key" if key.startswith("acme_test_") else None
+
+    acme = dataclasses.replace(
+        PROVIDERS["pictory"],
+        name="acme",
+        default_base_url="https://api.acme.test",
+        path="/quota",
+        default_interval=7200.0,
+        min_interval=1800.0,
+        key_warning=remark,
+    )
+    return {"acme": acme}
+
+
+def test_accounts_are_resolved_in_the_registry_the_loader_is_given(tmp_path: Path) -> None:
+    registry = _own_registry()
+    path = tmp_path / "exporter.yml"
+    path.write_text(
+        "accounts:\n"
+        "  - {provider: acme, account: a, api_key: acme_test_123456}\n"
+        "  - {provider: acme, account: b, api_key: acme_live_123456, interval: 1m}\n"
+    )
+    config = load_config(path, environ={}, providers=registry)
+    first, second = config.accounts
+    # The given object itself, resolved once; its defaults, floor and key check apply.
+    assert first.adapter is registry["acme"]
+    assert first.url == "https://api.acme.test/quota"
+    assert first.interval == 7200.0
+    assert first.max_staleness == 3 * 7200.0
+    assert second.interval == 60.0
+    assert config.warnings == (
+        f"{path}:2:5: accounts[0]: an acme test key",
+        f"{path}:3:71: accounts[1].interval: 1m is below acme's recommended minimum of 30m;"
+        " accepted, but it spends the vendor's rate limit for no fresher data",
+    )
+    # A built-in name is unknown to a registry that does not hold it, and the message
+    # offers what the given registry holds.
+    with pytest.raises(ConfigError) as info:
+        parse_config(
+            f"accounts:\n  - {{provider: pictory, account: a, api_key: {KEY}}}\n",
+            source=SOURCE,
+            environ={},
+            providers=registry,
+        )
+    assert info.value.problems == (
+        f"{SOURCE}:2:16: accounts[0].provider: unknown provider 'pictory'; valid providers: acme",
+    )
+
+
+def test_an_unchanged_account_is_equal_across_two_loads(tmp_path: Path) -> None:
+    # The poller compares configs by value on reload: an account that did not change
+    # keeps its state only if it compares equal, and differs when its provider does.
+    text = f"accounts:\n  - {{provider: pictory, account: a, api_key: {KEY}}}\n"
+    first = parse(text, tmp_path)
+    second = parse(text, tmp_path)
+    assert first.accounts[0] is not second.accounts[0]
+    assert first == second
+    assert hash(first.accounts[0]) == hash(second.accounts[0])
+    changed = dataclasses.replace(PROVIDERS["pictory"], min_interval=120.0)
+    third = parse_config(text, environ={}, providers={"pictory": changed})
+    assert third.accounts[0] != first.accounts[0]
+    assert third.accounts[0].adapter is changed
+
+
+def test_an_account_names_the_provider_it_is_resolved_to() -> None:
+    with pytest.raises(ValueError, match="resolved to the adapter named 'tornado'"):
+        dataclasses.replace(account(), adapter=PROVIDERS["tornado"])
 
 
 def test_vertaaux_sandbox_key_is_accepted_with_a_warning_that_does_not_quote_it() -> None:

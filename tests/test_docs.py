@@ -29,7 +29,7 @@ from exporter.model import PollError, Readings, Reason
 from exporter.providers import PROVIDERS
 from exporter.state import ReloadStatus, StateStore
 from tests.fakes import up_state
-from tests.providers.fixtures import FIXTURES
+from tests.providers.fixtures import FIXTURES, cases, recorded
 
 REPO: Final = Path(__file__).resolve().parent.parent
 DOCS: Final = REPO / "docs"
@@ -95,20 +95,19 @@ def first_cells(text: str) -> list[str]:
 
 
 def _fixture_readings(name: str) -> Iterator[tuple[str, Readings]]:
-    """Every recorded answer of one vendor that parses as a 200, by fixture name.
+    """Every recorded case of one vendor that parses as a quota answer, by case name.
 
-    Walks the fixture tree, whatever its layout; header maps and error bodies do not
-    parse as a quota answer and are skipped.
+    Each case is parsed as it was answered (its status and headers); error answers
+    and bodies that are not a usage answer raise PollError and are skipped.
     """
     provider = PROVIDERS[name]
-    for path in sorted((FIXTURES / name).rglob("*")):
-        if not path.is_file():
-            continue
+    for case in cases(name):
+        response = recorded(name, case)
         try:
-            readings = provider.parse(200, {}, path.read_bytes())
+            readings = provider.parse(response.status, response.headers, response.body)
         except PollError:
             continue
-        yield str(path.relative_to(FIXTURES / name)), readings
+        yield case, readings
 
 
 def _snapshot_store() -> StateStore:
@@ -280,9 +279,9 @@ def test_provider_page_lists_every_meter_and_label_its_fixtures_produce(name: st
 def test_provider_page_lists_every_recorded_fixture(name: str) -> None:
     fixtures = section(PROVIDERS_DIR / f"{name}.md", "Recorded fixtures")
     listed = {cell.split(".")[0].rstrip("/") for cell in first_cells(fixtures)}
-    recorded = {entry.name.split(".")[0] for entry in (FIXTURES / name).iterdir()}
-    assert sorted(recorded - listed) == [], f"fixtures of {name} missing from its page"
-    assert sorted(listed - recorded) == [], f"{name}'s page lists fixtures that do not exist"
+    present = set(cases(name))
+    assert sorted(present - listed) == [], f"fixtures of {name} missing from its page"
+    assert sorted(listed - present) == [], f"{name}'s page lists fixtures that do not exist"
 
 
 # --- links ----------------------------------------------------------------------------

@@ -24,15 +24,16 @@ from exporter.state import AccountState, ReloadStatus, StateStore
 from tests.e2e import require_binary
 from tests.exposition import samples
 from tests.fakes import up_state
-from tests.providers.fixtures import body, headers
+from tests.providers.fixtures import recorded
 
 GOLDEN = Path(__file__).parent / "golden" / "metrics.prom"
 NOW = 1_780_000_000.0
 
 
-def parsed(provider: str, fixture: str, header_file: str | None = None) -> Readings:
-    hdrs = headers(provider, header_file) if header_file else {}
-    return PROVIDERS[provider].parse(200, hdrs, body(provider, fixture))
+def parsed(provider: str, case: str) -> Readings:
+    """A recorded success case as its adapter reads it, with the headers it came with."""
+    response = recorded(provider, case)
+    return PROVIDERS[provider].parse(response.status, response.headers, response.body)
 
 
 def good(provider: str, account: str, readings: Readings) -> AccountState:
@@ -43,16 +44,16 @@ def good(provider: str, account: str, readings: Readings) -> AccountState:
 def golden_store() -> StateStore:
     store = StateStore()
     states = [
-        good("pictory", "marketing", parsed("pictory", "quota.json")),
-        good("tornado", "trial", parsed("tornado", "usage_key_with_limits.json")),
-        good("piloterr", "scraping", parsed("piloterr", "usage_expiring_key.json")),
-        good("vidnavigator", "odyssey", parsed("vidnavigator", "usage_v3_unlimited.json")),
-        good("vertaaux", "prod", parsed("vertaaux", "quota_pro.json", "headers.json")),
+        good("pictory", "marketing", parsed("pictory", "quota")),
+        good("tornado", "trial", parsed("tornado", "usage_key_with_limits")),
+        good("piloterr", "scraping", parsed("piloterr", "usage_expiring_key")),
+        good("vidnavigator", "odyssey", parsed("vidnavigator", "usage_v3_unlimited")),
+        good("vertaaux", "prod", parsed("vertaaux", "quota_pro")),
     ]
     # A failing account within max_staleness: up 0, errors counted, values kept.
     failing = (
         replace(
-            good("pictory", "failing", parsed("pictory", "quota_exhausted.json")),
+            good("pictory", "failing", parsed("pictory", "quota_exhausted")),
             up=False,
             last_error="HTTP 401: Unauthorized",
             consecutive_failures=2,
@@ -62,7 +63,7 @@ def golden_store() -> StateStore:
     )
     # A failing account past max_staleness: only the poll bookkeeping remains.
     stale = replace(
-        good("vertaaux", "stale", parsed("vertaaux", "quota_agency.json")),
+        good("vertaaux", "stale", parsed("vertaaux", "quota_agency")),
         up=False,
         last_success=NOW - 3600,
     ).with_error(Reason.TIMEOUT)
@@ -153,7 +154,7 @@ def test_unlimited_meters_have_no_limit_or_remaining() -> None:
 
 def test_limit_zero_is_exported_as_zero() -> None:
     store = StateStore()
-    readings = parsed("pictory", "quota_voiceover_not_in_plan.json")
+    readings = parsed("pictory", "quota_voiceover_not_in_plan")
     store.set_accounts(
         [
             AccountState(

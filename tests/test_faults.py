@@ -434,6 +434,7 @@ def unsendable(sim: VendorSimulator) -> dict[str, AccountConfig]:
             timeout=1.0,
             max_staleness=300.0,
             base_url=base_url,
+            adapter=PROVIDERS["pictory"],
         )
 
     return {
@@ -487,11 +488,11 @@ async def test_an_adapter_bug_is_internal_and_polling_goes_on(
     rig: Rig, monkeypatch: pytest.MonkeyPatch, parse: Any
 ) -> None:
     broken = replace(PROVIDERS["pictory"], parse=parse)
-    monkeypatch.setattr(
-        AccountConfig,
-        "adapter",
-        property(lambda self: broken if self.provider == "pictory" else PROVIDERS[self.provider]),
-    )
+    # The account's adapter is resolved at load; swap the running account for one
+    # resolved to the broken adapter, with the same schedule (undone below).
+    key = ("pictory", "acct")
+    running = rig.poller._accounts[key]
+    monkeypatch.setitem(rig.poller._accounts, key, replace(running, adapter=broken))
     await rig.step(130)
     state = rig.state("pictory")
     assert state.last_error_reason is Reason.INTERNAL, state.last_error

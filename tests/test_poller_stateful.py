@@ -24,6 +24,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from exporter.config import AccountConfig, Config
 from exporter.model import PollError, Readings, Reason
 from exporter.poller import Poller
+from exporter.providers import PROVIDERS
 from exporter.redaction import Secret
 from exporter.state import AccountState, StateStore
 from tests.fakes import FakeClock
@@ -132,6 +133,7 @@ class PollerMachine(RuleBasedStateMachine):
                     timeout=5.0,
                     max_staleness=600.0,
                     base_url="http://vendor.test/pictory",
+                    adapter=PROVIDERS["pictory"],
                 )
                 for name, interval in sorted(accounts.items())
             )

@@ -15,7 +15,7 @@ from exporter.render import FORMATS, MetricsRenderer, accepts_gzip
 from exporter.state import StateStore
 from exporter.statuspage import landing_page
 from tests.exposition import samples
-from tests.providers.fixtures import edited, headers
+from tests.providers.fixtures import edited, recorded
 from tests.test_families import NOW, golden_store, good, parsed, render, value
 
 
@@ -155,15 +155,15 @@ def hostile_store() -> StateStore:
     golden, reload = store.snapshot().accounts, store.snapshot().reload
     vertaaux = PROVIDERS["vertaaux"].parse(
         200,
-        headers("vertaaux", "headers.json"),
-        edited("vertaaux", "quota_pro.json", {("plan",): HOSTILE[:150]}),
+        recorded("vertaaux", "quota_pro").headers,
+        edited("vertaaux", "quota_pro", {("plan",): HOSTILE[:150]}),
     )
     vidnavigator = PROVIDERS["vidnavigator"].parse(
         200,
         {},
         edited(
             "vidnavigator",
-            "usage_v3_credits.json",
+            "usage_v3_credits",
             {
                 ("data", "subscription", "plan_name"): HOSTILE,
                 ("data", "usage", "transcription_hour", "used"): 1e308,
@@ -171,12 +171,12 @@ def hostile_store() -> StateStore:
         ),
     )
     piloterr = PROVIDERS["piloterr"].parse(
-        200, {}, edited("piloterr", "usage.json", {("api_key", "alias"): HOSTILE})
+        200, {}, edited("piloterr", "usage", {("api_key", "alias"): HOSTILE})
     )
     with pytest.raises(PollError) as caught:
         PROVIDERS["pictory"].parse(500, {}, json.dumps({"message": HOSTILE}).encode())
     failing = replace(
-        good("pictory", "hostile_error", parsed("pictory", "quota.json")),
+        good("pictory", "hostile_error", parsed("pictory", "quota")),
         up=False,
         last_error=caught.value.message,
     ).with_error(caught.value.reason)

@@ -1,9 +1,16 @@
-"""The vendor adapters, by the name the config uses for them.
+"""The built-in vendor adapters, by the name the config uses for them.
 
-Adding a vendor: one module beside this file with a `PROVIDER`, one line here,
-fixtures under tests/fixtures/<name>/ and tests/providers/test_<name>.py. The
-registry drives tests/providers/test_parse_properties.py, which fuzzes the new
-`parse` (mutating those fixtures) with no further line to write.
+`exporter.config` resolves each account's `provider:` in a registry it is handed
+(`load_config(..., providers=...)`), this one unless the caller gives another, and
+keeps the resolved `Provider` on the account: nothing after the load looks a vendor
+up by name.
+
+Adding a vendor (CONTRIBUTING.md, Adding a vendor): one module beside this file with
+a `PROVIDER`, its line here, its recorded cases in tests/fixtures/<name>/<case>/, its
+test tests/providers/test_<name>.py and its page docs/providers/<name>.md. The registry
+drives tests/providers/test_registry.py (the contract over every recorded case) and
+tests/providers/test_parse_properties.py (fuzzing `parse` with mutations of those
+cases), so neither needs a line for the new vendor.
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ from exporter.render import MetricsRenderer
 from exporter.state import AccountState, StateStore
 from exporter.statuspage import landing_page
 from tests.fakes import up_state
-from tests.providers.fixtures import FIXTURES
+from tests.providers.fixtures import cases, recorded
 
 NOW = 1_780_000_000.0
 VENDORS = sorted(PROVIDERS)
@@ -124,16 +124,19 @@ RANDOM_HEADERS = st.dictionaries(_HEADER_NAMES, _HEADER_VALUES, max_size=5)
 
 
 @cache
-def recorded(vendor: str) -> tuple[tuple[Any, ...], tuple[dict[str, str], ...], tuple[str, ...]]:
+def corpus(vendor: str) -> tuple[tuple[Any, ...], tuple[dict[str, str], ...], tuple[str, ...]]:
     """The vendor's recorded JSON bodies, header maps and every key they use."""
     bodies: list[Any] = []
     header_maps: list[dict[str, str]] = [{}]
     keys: set[str] = set()
-    for path in sorted((FIXTURES / vendor).glob("*.json")):
-        data = json.loads(path.read_text())
-        if path.name.startswith("headers"):
-            header_maps.append({str(k).lower(): str(v) for k, v in data.items()})
-            continue
+    for case in cases(vendor):
+        response = recorded(vendor, case)
+        if response.headers and response.headers not in header_maps:
+            header_maps.append(response.headers)
+        try:
+            data = json.loads(response.body)
+        except ValueError:
+            continue  # a plain-text or HTML body: random bytes cover those
         bodies.append(data)
         keys.update(_keys(data))
     return tuple(bodies), tuple(header_maps), tuple(sorted(keys))
@@ -180,7 +183,7 @@ MUTANT_VALUES = st.one_of(_DANGEROUS, _DANGEROUS, _DANGEROUS, JSON_VALUES)
 @st.composite
 def mutated_fixture(draw: st.DrawFn, vendor: str) -> bytes:
     """A recorded body with one to four values replaced, fields added or removed."""
-    bodies, _, keys = recorded(vendor)
+    bodies, _, keys = corpus(vendor)
     doc = copy.deepcopy(draw(st.sampled_from(bodies)))
     for _ in range(draw(st.integers(min_value=1, max_value=4))):
         slots = _slots(doc)
@@ -201,7 +204,7 @@ def mutated_fixture(draw: st.DrawFn, vendor: str) -> bytes:
 
 
 def headers_for(vendor: str) -> st.SearchStrategy[dict[str, str]]:
-    _, header_maps, _ = recorded(vendor)
+    _, header_maps, _ = corpus(vendor)
     return st.one_of(st.sampled_from(header_maps), RANDOM_HEADERS)
 
 
@@ -326,5 +329,5 @@ def test_mutated_recorded_bodies(vendor: str, data: st.DataObject) -> None:
 @pytest.mark.parametrize("vendor", VENDORS)
 def test_every_vendor_has_recorded_bodies_to_mutate(vendor: str) -> None:
     # The mutation strategy needs at least one; a new vendor must bring fixtures.
-    bodies, _, _ = recorded(vendor)
+    bodies, _, _ = corpus(vendor)
     assert any(isinstance(b, dict) for b in bodies)

@@ -6,17 +6,17 @@ import pytest
 
 from exporter.model import MeterReading, PollError, Reason
 from exporter.providers.pictory import PROVIDER, parse
-from tests.providers.fixtures import body, edited
+from tests.providers.fixtures import edited, recorded
 
 
 def _parse(name: str) -> dict[str, MeterReading]:
-    readings = parse(200, {}, body("pictory", name))
+    readings = parse(200, {}, recorded("pictory", name).body)
     assert readings.problems == ()
     return {m.meter: m for m in readings.meters}
 
 
 def test_documented_quota_converts_minutes_to_seconds() -> None:
-    meters = _parse("quota.json")
+    meters = _parse("quota")
     assert meters == {
         "video_seconds": MeterReading("video_seconds", "seconds", used=98 * 60, limit=14400 * 60),
         "transcription_seconds": MeterReading(
@@ -36,13 +36,13 @@ def test_documented_quota_converts_minutes_to_seconds() -> None:
 
 
 def test_fractional_ai_credits_are_kept() -> None:
-    meters = _parse("quota_fractional_ai_credits.json")
+    meters = _parse("quota_fractional_ai_credits")
     assert meters["ai_credits"].used == pytest.approx(1873.6)
     assert meters["ai_credits"].effective_remaining == pytest.approx(22000 - 1873.6)
 
 
 def test_exhausted_meters_have_zero_remaining() -> None:
-    meters = _parse("quota_exhausted.json")
+    meters = _parse("quota_exhausted")
     assert meters["video_seconds"].used == meters["video_seconds"].limit == 600 * 60
     assert meters["video_seconds"].effective_remaining == 0
     assert meters["ai_credits"].effective_remaining == 0
@@ -50,7 +50,7 @@ def test_exhausted_meters_have_zero_remaining() -> None:
 
 
 def test_limit_zero_is_a_real_cap_not_unlimited() -> None:
-    meters = _parse("quota_voiceover_not_in_plan.json")
+    meters = _parse("quota_voiceover_not_in_plan")
     voiceover = meters["voiceover_seconds"]
     assert voiceover.limit == 0
     assert voiceover.used == 0
@@ -85,24 +85,27 @@ def test_unusable_200_is_a_parse_error(raw: bytes, fragment: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("status", "name", "reason", "message"),
+    ("name", "reason", "message"),
     [
-        (401, "error_401.json", Reason.AUTH, "HTTP 401: Unauthorized"),
-        (429, "error_429.json", Reason.RATE_LIMITED, "HTTP 429: Too Many Requests"),
-        (400, "error_legacy_envelope.json", Reason.HTTP, "HTTP 400: Error Message"),
+        ("error_401", Reason.AUTH, "HTTP 401: Unauthorized"),
+        ("error_429", Reason.RATE_LIMITED, "HTTP 429: Too Many Requests"),
+        ("error_legacy_envelope", Reason.HTTP, "HTTP 400: Error Message"),
     ],
 )
-def test_error_bodies_are_classified(status: int, name: str, reason: Reason, message: str) -> None:
+def test_error_bodies_are_classified(name: str, reason: Reason, message: str) -> None:
+    response = recorded("pictory", name)
     with pytest.raises(PollError) as info:
-        parse(status, {}, body("pictory", name))
+        parse(response.status, response.headers, response.body)
     assert info.value.reason is reason
     assert info.value.message == message
-    assert info.value.status == status
+    assert info.value.status == response.status
 
 
 def test_cloudflare_1010_plain_text_block_is_forbidden_with_a_hint() -> None:
+    response = recorded("pictory", "error_403_cloudflare_1010")
     with pytest.raises(PollError) as info:
-        parse(403, {"content-type": "text/plain"}, body("pictory", "error_403_cloudflare_1010.txt"))
+        parse(response.status, {"content-type": "text/plain"}, response.body)
+    assert info.value.status == 403
     assert info.value.reason is Reason.FORBIDDEN
     assert "Cloudflare" in info.value.message
     assert "User-Agent" in info.value.message
@@ -110,11 +113,14 @@ def test_cloudflare_1010_plain_text_block_is_forbidden_with_a_hint() -> None:
 
 def test_retry_after_on_429_is_passed_on() -> None:
     with pytest.raises(PollError) as info:
-        parse(429, {"retry-after": "42"}, body("pictory", "error_429.json"))
+        parse(429, {"retry-after": "42"}, recorded("pictory", "error_429").body)
     assert info.value.retry_after == 42
 
 
 def test_provider_metadata() -> None:
+    assert PROVIDER.name == "pictory"
+    # docs/providers/pictory.md: the path appended to a base_url override.
+    assert PROVIDER.path == "/pictoryapis/v1/quota"
     assert PROVIDER.url(None) == "https://api.pictory.ai/pictoryapis/v1/quota"
     assert (
         PROVIDER.url("http://127.0.0.1:9/pictory/")
@@ -122,6 +128,8 @@ def test_provider_metadata() -> None:
     )
     # Raw key, no "Bearer" (docs/providers/pictory.md).
     assert PROVIDER.auth_headers("pictai_x") == {"Authorization": "pictai_x"}
+    # docs/providers/README.md, Polling guidance: 300 s default, 60 s floor.
+    assert (PROVIDER.default_interval, PROVIDER.min_interval) == (300, 60)
 
 
 # --- figures the model refuses cost only their meter ---------------------------------
@@ -129,7 +137,7 @@ def test_provider_metadata() -> None:
 
 def test_minutes_that_overflow_when_scaled_cost_only_that_meter() -> None:
     # 1e308 is a valid JSON float; x 60 it is +Inf, which no query can use.
-    readings = parse(200, {}, edited("pictory", "quota.json", {("videoMinutes", "limit"): 1e308}))
+    readings = parse(200, {}, edited("pictory", "quota", {("videoMinutes", "limit"): 1e308}))
     assert [m.meter for m in readings.meters] == [
         "transcription_seconds",
         "voiceover_seconds",
@@ -141,7 +149,7 @@ def test_minutes_that_overflow_when_scaled_cost_only_that_meter() -> None:
 
 
 def test_a_negative_figure_is_a_parse_problem_for_that_meter() -> None:
-    readings = parse(200, {}, edited("pictory", "quota.json", {("aiCredits", "used"): -5}))
+    readings = parse(200, {}, edited("pictory", "quota", {("aiCredits", "used"): -5}))
     assert "ai_credits" not in {m.meter for m in readings.meters}
     assert len(readings.meters) == 3
     assert readings.problems == (

@@ -13,7 +13,7 @@ import pytest
 
 from exporter.model import MeterReading, PollError, Readings, Reason
 from exporter.providers.piloterr import PROVIDER, parse
-from tests.providers.fixtures import body, edited
+from tests.providers.fixtures import edited, recorded
 
 DAY = 86400
 JAN_1_2026 = 1767225600
@@ -31,7 +31,7 @@ PRODUCTION_KEY = (("key_alias", "production"), ("key_category", "production"))
 
 
 def _readings(name: str) -> Readings:
-    readings = parse(200, {}, body("piloterr", name))
+    readings = parse(200, {}, recorded("piloterr", name).body)
     assert readings.problems == ()
     return readings
 
@@ -42,7 +42,7 @@ def _json(data: dict[str, Any]) -> bytes:
 
 def _base() -> dict[str, Any]:
     """The documented example as a dict, for edge cases no fixture covers."""
-    data: dict[str, Any] = json.loads(body("piloterr", "usage.json"))
+    data: dict[str, Any] = json.loads(recorded("piloterr", "usage").body)
     return data
 
 
@@ -59,7 +59,7 @@ def test_timestamps_worked_by_hand() -> None:
 
 
 def test_documented_usage() -> None:
-    readings = _readings("usage.json")
+    readings = _readings("usage")
     assert readings == Readings(
         meters=(
             MeterReading(
@@ -85,7 +85,7 @@ def test_documented_usage() -> None:
 
 
 def test_credits_only_account_has_zero_subscription_cap_and_no_reset() -> None:
-    readings = _readings("usage_credits_only.json")
+    readings = _readings("usage_credits_only")
     assert readings == Readings(
         meters=(
             MeterReading("api_credits", "credits", used=0, limit=0, remaining=0),
@@ -101,7 +101,7 @@ def test_credits_only_account_has_zero_subscription_cap_and_no_reset() -> None:
 
 
 def test_legacy_body_gives_credits_remaining_and_plan_only() -> None:
-    readings = _readings("usage_legacy.json")
+    readings = _readings("usage_legacy")
     assert readings == Readings(
         meters=(MeterReading("credits", "credits", remaining=44),),
         account_info=(("plan", "50 credits once"),),
@@ -112,7 +112,7 @@ def test_legacy_body_gives_credits_remaining_and_plan_only() -> None:
 
 
 def test_topup_fills_both_ledgers() -> None:
-    readings = _readings("usage_with_topup.json")
+    readings = _readings("usage_with_topup")
     assert readings.meters == (
         MeterReading(
             "api_credits",
@@ -131,7 +131,7 @@ def test_topup_fills_both_ledgers() -> None:
 
 
 def test_expiring_key_with_per_key_caps() -> None:
-    readings = _readings("usage_expiring_key.json")
+    readings = _readings("usage_expiring_key")
     assert readings == Readings(
         meters=(
             MeterReading(
@@ -162,7 +162,7 @@ def test_expiring_key_with_per_key_caps() -> None:
 
 
 def test_plan_rate_limits_and_fractional_percent() -> None:
-    readings = _readings("usage_rate_limited_plan.json")
+    readings = _readings("usage_rate_limited_plan")
     assert readings.rate_limits == (("minute", 600.0), ("second", 20.0))
     # percent_used 8.8 is not used: the meter carries the exact used/limit instead.
     assert readings.meters[0] == MeterReading(
@@ -179,7 +179,7 @@ def test_plan_rate_limits_and_fractional_percent() -> None:
 
 
 def test_exhausted_subscription() -> None:
-    readings = _readings("usage_exhausted.json")
+    readings = _readings("usage_exhausted")
     assert readings.meters == (
         MeterReading(
             "api_credits",
@@ -321,27 +321,27 @@ def test_unusable_200_is_a_parse_error(raw: bytes, fragment: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("status", "name", "reason", "message"),
+    ("name", "reason", "message"),
     [
-        (400, "error_400.json", Reason.HTTP, "HTTP 400: Bad Request"),
-        (401, "error_401_invalid_key.json", Reason.AUTH, "HTTP 401: Invalid API Key"),
-        (401, "error_401_inactive_key.json", Reason.AUTH, "HTTP 401: Inactive API Key"),
+        ("error_400", Reason.HTTP, "HTTP 400: Bad Request"),
+        ("error_401_invalid_key", Reason.AUTH, "HTTP 401: Invalid API Key"),
+        ("error_401_inactive_key", Reason.AUTH, "HTTP 401: Inactive API Key"),
         (
-            401,
-            "error_401_key_quota_monthly.json",
+            "error_401_key_quota_monthly",
             Reason.RATE_LIMITED,
             "HTTP 401: Rate limit exceeded for the API key: quota monthly"
             " (per-key quota reached, not an auth failure)",
         ),
-        (402, "error_402.json", Reason.PAYMENT, "HTTP 402: Payment required"),
-        (429, "error_429.json", Reason.RATE_LIMITED, "HTTP 429: Rate limit exceeded"),
-        (500, "error_500.json", Reason.SERVER, "HTTP 500: Internal Error"),
+        ("error_402", Reason.PAYMENT, "HTTP 402: Payment required"),
+        ("error_429", Reason.RATE_LIMITED, "HTTP 429: Rate limit exceeded"),
+        ("error_500", Reason.SERVER, "HTTP 500: Internal Error"),
     ],
 )
-def test_error_bodies_are_classified(status: int, name: str, reason: Reason, message: str) -> None:
+def test_error_bodies_are_classified(name: str, reason: Reason, message: str) -> None:
+    response = recorded("piloterr", name)
     with pytest.raises(PollError) as info:
-        parse(status, {}, body("piloterr", name))
-    assert info.value == PollError(reason, message, status=status)
+        parse(response.status, response.headers, response.body)
+    assert info.value == PollError(reason, message, status=response.status)
 
 
 def test_older_400_for_inactive_key_is_auth() -> None:
@@ -351,9 +351,10 @@ def test_older_400_for_inactive_key_is_auth() -> None:
 
 
 def test_retry_after_is_passed_on_for_both_rate_limit_forms() -> None:
-    for status, name in ((401, "error_401_key_quota_monthly.json"), (429, "error_429.json")):
+    for name in ("error_401_key_quota_monthly", "error_429"):
+        response = recorded("piloterr", name)
         with pytest.raises(PollError) as info:
-            parse(status, {"retry-after": "120"}, body("piloterr", name))
+            parse(response.status, {"retry-after": "120"}, response.body)
         assert info.value.reason is Reason.RATE_LIMITED
         assert info.value.retry_after == 120
 
@@ -374,6 +375,8 @@ def test_forbidden_account_deactivated() -> None:
 
 def test_provider_metadata() -> None:
     assert PROVIDER.name == "piloterr"
+    # docs/providers/piloterr.md: the path appended to a base_url override.
+    assert PROVIDER.path == "/v2/usage"
     assert PROVIDER.url(None) == "https://api.piloterr.com/v2/usage"
     assert PROVIDER.url("http://127.0.0.1:9/p/") == "http://127.0.0.1:9/p/v2/usage"
     assert PROVIDER.auth_headers("k") == {"x-api-key": "k"}
@@ -385,7 +388,7 @@ def test_provider_metadata() -> None:
 
 
 def test_a_negative_remaining_is_a_parse_problem_for_that_meter() -> None:
-    readings = parse(200, {}, edited("piloterr", "usage.json", {("remaining",): -450}))
+    readings = parse(200, {}, edited("piloterr", "usage", {("remaining",): -450}))
     assert "credits" not in {m.meter for m in readings.meters}
     assert {"api_credits", "extra_credits"} <= {m.meter for m in readings.meters}
     assert readings.problems == (
@@ -396,7 +399,7 @@ def test_a_negative_remaining_is_a_parse_problem_for_that_meter() -> None:
 def test_a_negative_rate_limit_is_dropped_as_a_problem() -> None:
     raw = edited(
         "piloterr",
-        "usage.json",
+        "usage",
         {("rate_limit", "per_minute"): -1, ("rate_limit", "per_second"): 5},
     )
     readings = parse(200, {}, raw)
@@ -405,5 +408,5 @@ def test_a_negative_rate_limit_is_dropped_as_a_problem() -> None:
 
 
 def test_a_key_alias_with_control_characters_is_one_safe_line() -> None:
-    raw = edited("piloterr", "usage.json", {("api_key", "alias"): "prod\r\n\ud800\x1b[31m"})
+    raw = edited("piloterr", "usage", {("api_key", "alias"): "prod\r\n\ud800\x1b[31m"})
     assert dict(parse(200, {}, raw).account_info)["key_alias"] == "prod \ufffd [31m"

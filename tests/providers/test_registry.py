@@ -1,10 +1,21 @@
 """The PROVIDERS registry, and the contract every registered adapter keeps.
 
-The first half checks the registry itself against docs/providers/ (names, paths, auth, polling
-defaults) and that adding a vendor stays a one-module change. The second half runs
-every recorded response in tests/fixtures/<vendor>/ through its adapter and checks
-the invariants the collector relies on, whatever the vendor: finite non-negative
-values, docs/metrics.md units, well-formed meter ids and labels, classified errors.
+Nothing here names a vendor: every check is derived from the registry, the modules
+beside it and each vendor's recorded cases (tests/fixtures/<vendor>/<case>/, read by
+tests/providers/fixtures.py), so a new vendor is held to all of it without a line
+here. What one vendor does (its path, auth header, intervals, what each of its cases
+parses to) is tested in tests/providers/test_<vendor>.py.
+
+A recorded case says what it is by itself:
+- its status (the case's `status` file, 200 when there is none): a 2xx case is a
+  usage answer, which parses with no problems and keeps the invariants the collector
+  relies on (finite non-negative values, docs/metrics.md units, well-formed meter ids
+  and labels); a non-2xx case is a `PollError` carrying that status, classified as
+  the answer it is, never blamed on our parsing;
+- its name, in two conventions: `error_*` is a non-2xx case (a forgotten `status`
+  file would otherwise pass it off as a 200), and `not_usage_*` is a 2xx answer that
+  is not a usage answer at all (another endpoint's body), which the adapter must
+  refuse as `Reason.PARSE` rather than read.
 """
 
 from __future__ import annotations
@@ -23,27 +34,14 @@ import exporter.providers
 from exporter.model import MeterReading, PollError, Readings, Reason
 from exporter.providers import PROVIDERS
 from exporter.providers.base import Provider
-from tests.providers.fixtures import FIXTURES, body, headers
+from tests.providers.fixtures import FIXTURES, Recorded, cases, recorded
 
-VENDORS = frozenset({"pictory", "tornado", "piloterr", "vidnavigator", "vertaaux"})
-
-# docs/providers/README.md: the path each adapter appends to its base URL.
-DESIGN_PATHS = {
-    "pictory": "/pictoryapis/v1/quota",
-    "tornado": "/usage",
-    "piloterr": "/v2/usage",
-    "vidnavigator": "/v1/usage",
-    "vertaaux": "/api/v1/quota",
-}
-
-# docs/providers/<name>.md, Endpoint and auth: where the key goes. Every vendor takes the raw key.
-README_AUTH_HEADERS = {
-    "pictory": "authorization",
-    "tornado": "x-api-key",
-    "piloterr": "x-api-key",
-    "vidnavigator": "x-api-key",
-    "vertaaux": "x-api-key",
-}
+NAMES = sorted(PROVIDERS)
+REPO = Path(__file__).resolve().parents[2]
+# The vendor modules beside the registry (base.py holds what they share).
+MODULES = sorted(
+    m.name for m in pkgutil.iter_modules(exporter.providers.__path__) if m.name != "base"
+)
 
 # docs/metrics.md, Units: "`seconds`, `bytes`, `credits`, `requests`, `jobs`, ...".
 DESIGN_UNITS = frozenset({"seconds", "bytes", "credits", "requests", "jobs"})
@@ -57,8 +55,15 @@ DESIGN_WINDOWS = frozenset({"second", "minute", "day"})
 
 SNAKE_CASE = re.compile(r"^[a-z][a-z0-9]*(?:_[a-z0-9]+)*$")
 LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+# An HTTP header name (RFC 9110 token).
+HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 # Labels the collector puts on saas_quota_account_info itself.
 RESERVED_LABELS = frozenset({"provider", "account"})
+# What a vendor's non-2xx answer can be classified as. TIMEOUT and NETWORK mean no
+# answer came, PARSE blames our reading of a body, INTERNAL is the exporter's own bug.
+ANSWER_REASONS = frozenset(
+    {Reason.AUTH, Reason.FORBIDDEN, Reason.PAYMENT, Reason.RATE_LIMITED, Reason.HTTP, Reason.SERVER}
+)
 
 # 2000-01-01T00:00:00Z: any reset or period timestamp in a recorded body is later.
 Y2K = 946684800.0
@@ -67,55 +72,53 @@ Y2K = 946684800.0
 # --- the registry -------------------------------------------------------------------
 
 
-def test_registry_holds_exactly_the_five_vendors() -> None:
-    assert set(PROVIDERS) == VENDORS
-
-
 def test_registry_cannot_be_changed_at_run_time() -> None:
     # Config validation and the poller read the same mapping; nobody may patch it.
     with pytest.raises(TypeError):
-        PROVIDERS["extra"] = PROVIDERS["pictory"]  # type: ignore[index]
+        PROVIDERS["extra"] = PROVIDERS[NAMES[0]]  # type: ignore[index]
 
 
-@pytest.mark.parametrize("name", sorted(VENDORS))
-def test_registry_key_is_the_provider_name_and_its_module_name(name: str) -> None:
-    provider = PROVIDERS[name]
-    assert provider.name == name
-    module = importlib.import_module(f"exporter.providers.{name}")
+@pytest.mark.parametrize("module_name", MODULES)
+def test_each_vendor_module_is_registered_under_its_name(module_name: str) -> None:
+    module = importlib.import_module(f"exporter.providers.{module_name}")
     # The module's PROVIDER is the registered object, and its parse lives there too.
-    assert module.PROVIDER is provider
-    assert provider.parse.__module__ == module.__name__
-    # The name is a label value and a config value: plain lower-case snake case.
-    assert SNAKE_CASE.match(name)
+    assert module.PROVIDER.name == module_name
+    assert PROVIDERS[module_name] is module.PROVIDER
+    assert module.PROVIDER.parse.__module__ == module.__name__
 
 
 def test_every_vendor_module_is_registered() -> None:
     # The registry is a hand-written list: a module added without its line in
     # providers/__init__.py would be silently unusable.
-    modules = {m.name for m in pkgutil.iter_modules(exporter.providers.__path__)}
-    assert modules - {"base"} == set(PROVIDERS)
+    assert MODULES == NAMES
 
 
 def test_provider_names_are_unique_across_modules() -> None:
     # The dict comprehension in __init__.py would silently keep only the last of two
     # providers sharing a name, so compare the modules' own PROVIDER objects.
     names = [
-        importlib.import_module(f"exporter.providers.{m.name}").PROVIDER.name
-        for m in pkgutil.iter_modules(exporter.providers.__path__)
-        if m.name != "base"
+        importlib.import_module(f"exporter.providers.{name}").PROVIDER.name for name in MODULES
     ]
-    assert sorted(names) == sorted(set(names)) == sorted(VENDORS)
+    assert sorted(names) == sorted(set(names)) == NAMES
 
 
-@pytest.mark.parametrize("name", sorted(VENDORS))
-def test_path_is_the_one_design_md_fixes(name: str) -> None:
+@pytest.mark.parametrize("name", NAMES)
+def test_registry_key_is_the_provider_name(name: str) -> None:
     provider = PROVIDERS[name]
-    assert provider.path == DESIGN_PATHS[name]
+    assert isinstance(provider, Provider)
+    assert provider.name == name
+    # The name is a label value and a config value: plain lower-case snake case.
+    assert SNAKE_CASE.match(name)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_path_is_absolute_without_a_trailing_slash(name: str) -> None:
+    provider = PROVIDERS[name]
     assert provider.path.startswith("/")
     assert not provider.path.endswith("/")
 
 
-@pytest.mark.parametrize("name", sorted(VENDORS))
+@pytest.mark.parametrize("name", NAMES)
 def test_default_base_url_is_https_without_a_trailing_slash(name: str) -> None:
     provider = PROVIDERS[name]
     assert provider.default_base_url.startswith("https://")
@@ -127,44 +130,39 @@ def test_default_base_url_is_https_without_a_trailing_slash(name: str) -> None:
     )
 
 
-@pytest.mark.parametrize("name", sorted(VENDORS))
-def test_auth_header_carries_the_raw_key(name: str) -> None:
+@pytest.mark.parametrize("name", NAMES)
+def test_auth_header_carries_the_key(name: str) -> None:
     provider = PROVIDERS[name]
-    # Header names are case-insensitive on the wire; compare them lower-cased.
-    assert provider.auth_header.lower() == README_AUTH_HEADERS[name]
-    assert provider.auth_prefix == ""
+    assert HEADER_NAME.match(provider.auth_header)
     key = "k3y-0123456789"
-    assert provider.auth_headers(key) == {provider.auth_header: key}
+    assert provider.auth_headers(key) == {provider.auth_header: provider.auth_prefix + key}
 
 
-@pytest.mark.parametrize("name", sorted(VENDORS))
-def test_polling_intervals_follow_the_guidance(name: str) -> None:
+@pytest.mark.parametrize("name", NAMES)
+def test_polling_intervals_are_consistent(name: str) -> None:
     provider = PROVIDERS[name]
-    # docs/providers/README.md, Polling guidance: 300 s default and a 60 s floor for all five.
-    assert provider.default_interval == 300.0
-    assert provider.min_interval == 60.0
     # config.py warns below min_interval: the default must never trigger that warning.
     assert 0 < provider.min_interval <= provider.default_interval
     assert provider.rate_limit_cooldown >= 0.0
 
 
-@pytest.mark.parametrize("name", sorted(VENDORS))
+@pytest.mark.parametrize("name", NAMES)
 def test_metadata_is_present(name: str) -> None:
     provider = PROVIDERS[name]
     assert callable(provider.parse)
     assert provider.docs_url.startswith("https://")
-    assert isinstance(provider, Provider)
 
 
-@pytest.mark.parametrize("name", sorted(VENDORS))
-def test_each_vendor_has_fixtures_and_a_test_module(name: str) -> None:
-    # CONTRIBUTING.md, Adding a vendor: a module, a registry line, fixtures, tests.
-    assert (FIXTURES / name).is_dir()
+@pytest.mark.parametrize("name", NAMES)
+def test_each_vendor_has_cases_a_test_module_and_a_docs_page(name: str) -> None:
+    # CONTRIBUTING.md, Adding a vendor: a module, a registry line, fixtures, a test, a page.
+    assert cases(name), f"no recorded cases in tests/fixtures/{name}/"
     assert (Path(__file__).parent / f"test_{name}.py").is_file()
+    assert (REPO / "docs" / "providers" / f"{name}.md").is_file()
 
 
 def test_fixture_folders_are_all_registered_vendors() -> None:
-    assert {p.name for p in FIXTURES.iterdir() if p.is_dir()} == set(PROVIDERS)
+    assert sorted(p.name for p in FIXTURES.iterdir() if p.is_dir()) == NAMES
 
 
 def _vendor_name_literals(path: Path) -> set[str]:
@@ -174,7 +172,7 @@ def _vendor_name_literals(path: Path) -> set[str]:
         node.value
         for node in ast.walk(tree)
         if isinstance(node, ast.Constant) and isinstance(node.value, str)
-        if node.value in VENDORS
+        if node.value in PROVIDERS
     }
 
 
@@ -222,111 +220,91 @@ def test_key_warning_never_quotes_the_key(name: str, key: str) -> None:
         assert "Q8pLzK2mN4rT6vW" not in remark
 
 
-# --- recorded responses: which is which ------------------------------------------------
+# --- recorded cases: what each one says it is ------------------------------------------
 
-# 200 bodies that the vendor tests expect to be refused (not a usage answer at all).
-NOT_USAGE_BODIES = frozenset({("tornado", "dashboard_billing_legacy.json")})
-# Error fixtures whose name carries no status, with the status their tests use.
-ERROR_STATUS_OVERRIDES = {("pictory", "error_legacy_envelope.json"): 400}
-# Success bodies recorded together with their response headers.
-SUCCESS_HEADERS = {
-    ("vertaaux", "quota_pro.json"): "headers.json",
-    ("vertaaux", "quota_free_exhausted.json"): "headers_free_exhausted.json",
-}
+ERROR_PREFIX = "error_"
+NOT_USAGE_PREFIX = "not_usage_"
+# Everything a case folder may hold (tests/providers/fixtures.py); a misspelt
+# `header.json` or `status.txt` would otherwise be silently ignored.
+CASE_FILES = re.compile(r"^(?:body\.[a-z]+|status|headers\.json)$")
+
+CASES = [(vendor, case) for vendor in NAMES for case in cases(vendor)]
 
 
-def _files(vendor: str) -> list[str]:
-    return sorted(p.name for p in (FIXTURES / vendor).iterdir() if p.is_file())
+def _answered(status: int) -> bool:
+    return 200 <= status < 300
 
 
-def _is_header_map(name: str) -> bool:
-    return name.startswith("headers")
+def _kind(vendor: str, case: str) -> str:
+    if not _answered(recorded(vendor, case).status):
+        return "error"
+    return "not_usage" if case.startswith(NOT_USAGE_PREFIX) else "success"
 
 
-SUCCESS = [
-    (vendor, name)
-    for vendor in sorted(VENDORS)
-    for name in _files(vendor)
-    if not name.startswith("error_")
-    and not _is_header_map(name)
-    and (vendor, name) not in NOT_USAGE_BODIES
-]
-ERRORS = [
-    (vendor, name)
-    for vendor in sorted(VENDORS)
-    for name in _files(vendor)
-    if name.startswith("error_")
-]
+SUCCESS = [c for c in CASES if _kind(*c) == "success"]
+NOT_USAGE = [c for c in CASES if _kind(*c) == "not_usage"]
+ERRORS = [c for c in CASES if _kind(*c) == "error"]
 
 
-def _ids(cases: list[tuple[str, str]]) -> list[str]:
-    return [f"{vendor}/{name}" for vendor, name in cases]
+def _ids(which: list[tuple[str, str]]) -> list[str]:
+    return [f"{vendor}/{case}" for vendor, case in which]
 
 
-def _status(vendor: str, name: str) -> int:
-    override = ERROR_STATUS_OVERRIDES.get((vendor, name))
-    if override is not None:
-        return override
-    found = re.match(r"^error_(\d{3})", name)
-    assert found is not None, f"{vendor}/{name}: name carries no status"
-    return int(found.group(1))
+def _parse(vendor: str, case: str) -> Readings:
+    response = recorded(vendor, case)
+    return PROVIDERS[vendor].parse(response.status, response.headers, response.body)
 
 
-def _parse_success(vendor: str, name: str) -> Readings:
-    header_file = SUCCESS_HEADERS.get((vendor, name))
-    hdrs = headers(vendor, header_file) if header_file else {}
-    return PROVIDERS[vendor].parse(200, hdrs, body(vendor, name))
+@pytest.mark.parametrize(("vendor", "case"), CASES, ids=_ids(CASES))
+def test_every_case_folder_is_well_formed(vendor: str, case: str) -> None:
+    folder = FIXTURES / vendor / case
+    stray = sorted(p.name for p in folder.iterdir() if not CASE_FILES.match(p.name))
+    assert stray == [], f"{vendor}/{case}: files the loader does not read"
+    response = recorded(vendor, case)  # exactly one body.<ext>, a numeric status
+    assert isinstance(response, Recorded)
+    assert 100 <= response.status <= 599
+    assert SNAKE_CASE.match(case), case
+    if case.startswith(ERROR_PREFIX):
+        assert not _answered(response.status), f"{vendor}/{case}: no `status` file?"
+    if case.startswith(NOT_USAGE_PREFIX):
+        assert _answered(response.status), f"{vendor}/{case}"
+    assert all(name == name.lower() for name in response.headers)
 
 
-def test_every_fixture_is_classified_as_success_error_headers_or_not_usage() -> None:
-    # A new fixture is picked up by the contract tests below without a list to edit;
-    # this guards the naming convention they rely on.
-    for vendor in sorted(VENDORS):
-        names = _files(vendor)
-        assert any((vendor, n) in SUCCESS for n in names), f"{vendor}: no success fixture"
-        for n in names:
-            kinds = [
-                (vendor, n) in SUCCESS,
-                (vendor, n) in ERRORS,
-                _is_header_map(n),
-                (vendor, n) in NOT_USAGE_BODIES,
-            ]
-            assert kinds.count(True) == 1, f"{vendor}/{n}"
-    for (vendor, name), header_file in SUCCESS_HEADERS.items():
-        assert (vendor, name) in SUCCESS
-        assert (FIXTURES / vendor / header_file).is_file()
-    for vendor, name in ERRORS:
-        assert 100 <= _status(vendor, name) <= 599
+@pytest.mark.parametrize("name", NAMES)
+def test_every_vendor_has_a_recorded_success(name: str) -> None:
+    assert any(vendor == name for vendor, _ in SUCCESS), f"{name}: no recorded usage answer"
 
 
-@pytest.mark.parametrize(("vendor", "name"), sorted(NOT_USAGE_BODIES))
-def test_not_usage_bodies_are_parse_errors(vendor: str, name: str) -> None:
+@pytest.mark.parametrize(("vendor", "case"), NOT_USAGE, ids=_ids(NOT_USAGE))
+def test_not_usage_cases_are_parse_errors(vendor: str, case: str) -> None:
     with pytest.raises(PollError) as info:
-        PROVIDERS[vendor].parse(200, {}, body(vendor, name))
+        _parse(vendor, case)
     assert info.value.reason is Reason.PARSE
+    assert info.value.status == recorded(vendor, case).status
 
 
 # --- recorded successes: the adapter contract -----------------------------------------
 
 
-@pytest.mark.parametrize(("vendor", "name"), SUCCESS, ids=_ids(SUCCESS))
-def test_success_fixture_parses_cleanly_and_deterministically(vendor: str, name: str) -> None:
-    readings = _parse_success(vendor, name)
+@pytest.mark.parametrize(("vendor", "case"), SUCCESS, ids=_ids(SUCCESS))
+def test_success_fixture_parses_cleanly_and_deterministically(vendor: str, case: str) -> None:
+    readings = _parse(vendor, case)
     assert readings.meters, "a recorded success must export something"
     assert readings.problems == ()
     # parse is pure: the same response gives the same readings.
-    assert _parse_success(vendor, name) == readings
+    assert _parse(vendor, case) == readings
 
 
 def _figures(m: MeterReading) -> dict[str, float | None]:
     return {"used": m.used, "limit": m.limit, "remaining": m.remaining}
 
 
-@pytest.mark.parametrize(("vendor", "name"), SUCCESS, ids=_ids(SUCCESS))
-def test_success_values_are_finite_and_non_negative(vendor: str, name: str) -> None:
+@pytest.mark.parametrize(("vendor", "case"), SUCCESS, ids=_ids(SUCCESS))
+def test_success_values_are_finite_and_non_negative(vendor: str, case: str) -> None:
     # docs/metrics.md, Failure semantics: never made-up values. NaN, inf or a negative quota
     # figure would be one, and would break every ratio a recording rule builds.
-    readings = _parse_success(vendor, name)
+    readings = _parse(vendor, case)
     for m in readings.meters:
         for field, value in _figures(m).items():
             if value is not None:
@@ -344,32 +322,32 @@ def test_success_values_are_finite_and_non_negative(vendor: str, name: str) -> N
         assert value > 0, cap
 
 
-@pytest.mark.parametrize(("vendor", "name"), SUCCESS, ids=_ids(SUCCESS))
-def test_success_remaining_matches_limit_minus_used(vendor: str, name: str) -> None:
+@pytest.mark.parametrize(("vendor", "case"), SUCCESS, ids=_ids(SUCCESS))
+def test_success_remaining_matches_limit_minus_used(vendor: str, case: str) -> None:
     # Not a rule of parse (docs/metrics.md: the vendor's remaining is exported as given),
     # but every recorded body is internally consistent, so where a meter has all three
     # figures they agree; a disagreement means the adapter read the wrong field or
     # converted one figure with a different unit factor than the others.
-    readings = _parse_success(vendor, name)
+    readings = _parse(vendor, case)
     for m in readings.meters:
         if m.used is not None and m.limit is not None and m.remaining is not None:
             assert m.remaining == pytest.approx(m.limit - m.used, rel=1e-9, abs=1e-9), m.meter
 
 
-@pytest.mark.parametrize(("vendor", "name"), SUCCESS, ids=_ids(SUCCESS))
-def test_success_unlimited_meters_carry_no_limit_or_remaining(vendor: str, name: str) -> None:
+@pytest.mark.parametrize(("vendor", "case"), SUCCESS, ids=_ids(SUCCESS))
+def test_success_unlimited_meters_carry_no_limit_or_remaining(vendor: str, case: str) -> None:
     # docs/metrics.md: saas_quota_limit and _remaining are absent when unlimited.
-    for m in _parse_success(vendor, name).meters:
+    for m in _parse(vendor, case).meters:
         if m.unlimited:
             assert m.limit is None, m.meter
             assert m.remaining is None, m.meter
             assert m.effective_remaining is None, m.meter
 
 
-@pytest.mark.parametrize(("vendor", "name"), SUCCESS, ids=_ids(SUCCESS))
-def test_success_timestamps_are_plausible_unix_seconds(vendor: str, name: str) -> None:
+@pytest.mark.parametrize(("vendor", "case"), SUCCESS, ids=_ids(SUCCESS))
+def test_success_timestamps_are_plausible_unix_seconds(vendor: str, case: str) -> None:
     # Seconds, not milliseconds (1e12+ would pass isfinite but be wrong by 1000x).
-    readings = _parse_success(vendor, name)
+    readings = _parse(vendor, case)
     stamps: list[float] = []
     for m in readings.meters:
         if m.reset_timestamp is not None:
@@ -385,9 +363,9 @@ def test_success_timestamps_are_plausible_unix_seconds(vendor: str, name: str) -
         assert Y2K < stamp < 1e10
 
 
-@pytest.mark.parametrize(("vendor", "name"), SUCCESS, ids=_ids(SUCCESS))
-def test_success_meters_use_design_units_and_snake_case_ids(vendor: str, name: str) -> None:
-    for m in _parse_success(vendor, name).meters:
+@pytest.mark.parametrize(("vendor", "case"), SUCCESS, ids=_ids(SUCCESS))
+def test_success_meters_use_design_units_and_snake_case_ids(vendor: str, case: str) -> None:
+    for m in _parse(vendor, case).meters:
         assert m.unit in DESIGN_UNITS | EXTRA_UNITS, f"{m.meter}: unit {m.unit!r}"
         assert SNAKE_CASE.match(m.meter), m.meter
         # docs/metrics.md, Units: "the meter id carries the unit when it is physical" - only then.
@@ -398,9 +376,9 @@ def test_success_meters_use_design_units_and_snake_case_ids(vendor: str, name: s
         assert "ratio" not in m.meter, m.meter
 
 
-@pytest.mark.parametrize(("vendor", "name"), SUCCESS, ids=_ids(SUCCESS))
-def test_success_labels_are_valid_and_low_cardinality(vendor: str, name: str) -> None:
-    readings = _parse_success(vendor, name)
+@pytest.mark.parametrize(("vendor", "case"), SUCCESS, ids=_ids(SUCCESS))
+def test_success_labels_are_valid_and_low_cardinality(vendor: str, case: str) -> None:
+    readings = _parse(vendor, case)
     label_names = [label for label, _ in readings.account_info]
     assert len(label_names) == len(set(label_names))
     for label, value in readings.account_info:
@@ -422,22 +400,23 @@ def test_success_labels_are_valid_and_low_cardinality(vendor: str, name: str) ->
 def test_success_fixtures_cover_every_design_unit() -> None:
     # Keeps the unit check above meaningful: if a unit stopped appearing in any
     # fixture, this points at the gap instead of the check passing vacuously.
-    units = {m.unit for vendor, name in SUCCESS for m in _parse_success(vendor, name).meters}
+    units = {m.unit for vendor, case in SUCCESS for m in _parse(vendor, case).meters}
     assert units == DESIGN_UNITS | EXTRA_UNITS
 
 
 # --- recorded errors ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("vendor", "name"), ERRORS, ids=_ids(ERRORS))
-def test_error_fixture_is_a_classified_poll_error(vendor: str, name: str) -> None:
-    status = _status(vendor, name)
+@pytest.mark.parametrize(("vendor", "case"), ERRORS, ids=_ids(ERRORS))
+def test_error_case_is_a_poll_error_classified_as_the_answer_it_is(vendor: str, case: str) -> None:
+    status = recorded(vendor, case).status
     with pytest.raises(PollError) as info:
-        PROVIDERS[vendor].parse(status, {}, body(vendor, name))
+        _parse(vendor, case)
     error = info.value
     assert error.status == status
-    # A non-2xx answer is never blamed on our parsing.
+    # A non-2xx answer is never blamed on our parsing, nor on the exporter.
     assert error.reason is not Reason.PARSE
+    assert error.reason in ANSWER_REASONS, error.reason
     # Logged and shown on `/`: starts with the status, stays on one line.
     assert error.message.startswith(f"HTTP {status}: ")
     assert "\n" not in error.message

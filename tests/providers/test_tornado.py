@@ -8,7 +8,7 @@ import pytest
 
 from exporter.model import MeterReading, PollError, Readings, Reason
 from exporter.providers.tornado import PROVIDER, parse
-from tests.providers.fixtures import body, edited
+from tests.providers.fixtures import edited, recorded
 
 GIB = 2**30
 # Hand-computed: 2026-05-01T00:00:00Z is 20574 days after the epoch
@@ -19,7 +19,7 @@ JUNE_1_2026 = 1780272000.0
 
 
 def _readings(name: str) -> Readings:
-    readings = parse(200, {}, body("tornado", name))
+    readings = parse(200, {}, recorded("tornado", name).body)
     assert readings.problems == ()
     return readings
 
@@ -32,7 +32,7 @@ def _raw(text: str) -> Readings:
 
 
 def test_no_limit_key_reports_used_only_series() -> None:
-    readings = _readings("usage_no_limit.json")
+    readings = _readings("usage_no_limit")
     assert readings == Readings(
         meters=(
             # Effective usage (usage + reserved) is what the quota is enforced on.
@@ -49,7 +49,7 @@ def test_no_limit_key_reports_used_only_series() -> None:
 
 
 def test_oldest_docs_body_with_three_fields_still_works() -> None:
-    readings = _readings("usage_no_limit_legacy.json")
+    readings = _readings("usage_no_limit_legacy")
     assert readings == Readings(
         meters=(
             MeterReading("storage_bytes", "bytes", used=45.67 * GIB),
@@ -60,7 +60,7 @@ def test_oldest_docs_body_with_three_fields_still_works() -> None:
 
 
 def test_stripe_key_has_billing_period_meter_with_iso_period() -> None:
-    readings = _readings("usage_stripe_key.json")
+    readings = _readings("usage_stripe_key")
     assert readings == Readings(
         meters=(
             MeterReading("storage_bytes", "bytes", used=2314.17 * GIB),
@@ -80,8 +80,8 @@ def test_stripe_key_has_billing_period_meter_with_iso_period() -> None:
 
 
 def test_stripe_key_with_epoch_seconds_period_reads_the_same() -> None:
-    iso = _readings("usage_stripe_key.json")
-    epoch = _readings("usage_stripe_key_epoch.json")
+    iso = _readings("usage_stripe_key")
+    epoch = _readings("usage_stripe_key_epoch")
     assert epoch == iso
     billing = epoch.meters[-1]
     assert billing.period_start_timestamp == MAY_1_2026
@@ -113,7 +113,7 @@ def test_billing_period_accepts_every_documented_time_encoding(start: str, end: 
 
 
 def test_billing_error_is_flagged_and_other_values_are_kept() -> None:
-    readings = _readings("usage_stripe_billing_error.json")
+    readings = _readings("usage_stripe_billing_error")
     assert readings == Readings(
         meters=(
             MeterReading("storage_bytes", "bytes", used=2310.42 * GIB),
@@ -128,14 +128,14 @@ def test_billing_error_is_flagged_and_other_values_are_kept() -> None:
 def test_a_billing_error_with_a_lone_surrogate_is_a_safe_warning() -> None:
     """Found by the parse properties: the warning text used to be encoded, which a
     lone surrogate (valid in json.loads' output) cannot be."""
-    raw = json.loads(body("tornado", "usage_stripe_billing_error.json"))
+    raw = json.loads(recorded("tornado", "usage_stripe_billing_error").body)
     raw["billing_error"] = "lookup \ud800 failed"
     readings = parse(200, {}, json.dumps(raw).encode())
     assert readings.warnings == ("Tornado billing lookup failed: lookup \ufffd failed",)
 
 
 def test_trial_key_takes_limit_from_bytes_and_remaining_from_vendor() -> None:
-    readings = _readings("usage_trial_key.json")
+    readings = _readings("usage_trial_key")
     # factor = 1099511627776 / 1024.0 = 2**30: the body defines its own GB.
     assert readings == Readings(
         meters=(
@@ -154,7 +154,7 @@ def test_trial_key_takes_limit_from_bytes_and_remaining_from_vendor() -> None:
 
 
 def test_exhausted_trial_key_has_zero_remaining() -> None:
-    readings = _readings("usage_trial_key_exhausted.json")
+    readings = _readings("usage_trial_key_exhausted")
     storage = readings.meters[0]
     assert storage == MeterReading(
         "storage_bytes",
@@ -172,7 +172,7 @@ def test_exhausted_trial_key_has_zero_remaining() -> None:
 
 
 def test_key_caps_and_resolution_label() -> None:
-    readings = _readings("usage_key_with_limits.json")
+    readings = _readings("usage_key_with_limits")
     assert readings == Readings(
         meters=(
             MeterReading("storage_bytes", "bytes", used=3.4 * GIB),
@@ -186,8 +186,12 @@ def test_key_caps_and_resolution_label() -> None:
 
 
 def test_legacy_dashboard_billing_body_is_not_mistaken_for_usage() -> None:
+    # A 200 that is not a usage answer: the `not_usage_` prefix says so, and
+    # tests/providers/test_registry.py holds every such case to this outcome.
+    response = recorded("tornado", "not_usage_dashboard_billing_legacy")
+    assert response.status == 200
     with pytest.raises(PollError) as info:
-        parse(200, {}, body("tornado", "dashboard_billing_legacy.json"))
+        parse(response.status, response.headers, response.body)
     assert info.value.reason is Reason.PARSE
     assert info.value.message.startswith("no Tornado usage fields in response: ")
     assert info.value.status == 200
@@ -197,26 +201,26 @@ def test_legacy_dashboard_billing_body_is_not_mistaken_for_usage() -> None:
 
 
 @pytest.mark.parametrize(
-    ("status", "name", "reason", "message"),
+    ("name", "reason", "message"),
     [
-        (401, "error_401_missing_key.json", Reason.AUTH, "HTTP 401: Missing x-api-key header"),
-        (401, "error_401_invalid_key.json", Reason.AUTH, "HTTP 401: Invalid API Key"),
+        ("error_401_missing_key", Reason.AUTH, "HTTP 401: Missing x-api-key header"),
+        ("error_401_invalid_key", Reason.AUTH, "HTTP 401: Invalid API Key"),
         # Documented for POST /jobs only; if /usage ever sends it, the message says why.
         (
-            403,
-            "error_403_storage_quota_exceeded.json",
+            "error_403_storage_quota_exceeded",
             Reason.FORBIDDEN,
             "HTTP 403: This API key has a 1024 GB limit and has used 1024.00 GB",
         ),
-        (500, "error_500.json", Reason.SERVER, "HTTP 500: Internal Server Error"),
+        ("error_500", Reason.SERVER, "HTTP 500: Internal Server Error"),
     ],
 )
-def test_error_bodies_are_classified(status: int, name: str, reason: Reason, message: str) -> None:
+def test_error_bodies_are_classified(name: str, reason: Reason, message: str) -> None:
+    response = recorded("tornado", name)
     with pytest.raises(PollError) as info:
-        parse(status, {}, body("tornado", name))
+        parse(response.status, response.headers, response.body)
     assert info.value.reason is reason
     assert info.value.message == message
-    assert info.value.status == status
+    assert info.value.status == response.status
     assert info.value.retry_after is None
 
 
@@ -400,6 +404,8 @@ def test_billing_error_with_billing_fields_keeps_the_billing_meter() -> None:
 
 def test_provider_metadata() -> None:
     assert PROVIDER.name == "tornado"
+    # docs/providers/tornado.md: the path appended to a base_url override.
+    assert PROVIDER.path == "/usage"
     assert PROVIDER.url(None) == "https://api.tornadoapi.io/usage"
     # Older docs used another host: base_url replaces only scheme://host[/prefix].
     assert PROVIDER.url("https://tornado.velys.software/") == "https://tornado.velys.software/usage"
@@ -415,7 +421,7 @@ def test_provider_metadata() -> None:
 
 def test_gigabytes_that_overflow_when_scaled_cost_only_that_meter() -> None:
     # 1e308 GB x 2**30 is +Inf bytes; the job counter is untouched.
-    raw = edited("tornado", "usage_no_limit.json", {("storage_effective_usage_gb",): 1e308})
+    raw = edited("tornado", "usage_no_limit", {("storage_effective_usage_gb",): 1e308})
     readings = parse(200, {}, raw)
     assert {m.meter for m in readings.meters} == {"storage_reserved_bytes", "jobs"}
     assert readings.problems == (
@@ -426,7 +432,7 @@ def test_gigabytes_that_overflow_when_scaled_cost_only_that_meter() -> None:
 def test_a_cap_that_overflows_when_scaled_is_dropped_as_a_problem() -> None:
     raw = edited(
         "tornado",
-        "usage_no_limit.json",
+        "usage_no_limit",
         {("max_filesize_limit_mb",): 1e308, ("max_duration_limit_seconds",): 3600},
     )
     readings = parse(200, {}, raw)
@@ -438,7 +444,7 @@ def test_a_cap_that_overflows_when_scaled_is_dropped_as_a_problem() -> None:
 
 
 def test_a_negative_remaining_is_a_parse_problem_for_that_meter() -> None:
-    raw = edited("tornado", "usage_trial_key.json", {("storage_remaining_gb",): -1})
+    raw = edited("tornado", "usage_trial_key", {("storage_remaining_gb",): -1})
     readings = parse(200, {}, raw)
     assert "storage_bytes" not in {m.meter for m in readings.meters}
     assert "jobs" in {m.meter for m in readings.meters}
@@ -448,6 +454,6 @@ def test_a_negative_remaining_is_a_parse_problem_for_that_meter() -> None:
 
 
 def test_a_client_name_with_a_lone_surrogate_is_valid_utf8() -> None:
-    raw = edited("tornado", "usage_no_limit.json", {("client_name",): "App \ud800\x00 one"})
+    raw = edited("tornado", "usage_no_limit", {("client_name",): "App \ud800\x00 one"})
     info = dict(parse(200, {}, raw).account_info)
     assert info["client_name"] == "App \ufffd one"

@@ -11,7 +11,7 @@ import pytest
 
 from exporter.model import MeterReading, PollError, Readings, Reason
 from exporter.providers.vertaaux import PROVIDER, parse
-from tests.providers.fixtures import body, edited, headers
+from tests.providers.fixtures import edited, recorded
 
 # 2024-01-16T00:00:00Z: 19738 days after the epoch (54 years incl. 13 leap days = 19723
 # days to 2024-01-01, + 15) x 86400. The docs' X-RateLimit-Reset example says the same.
@@ -33,7 +33,9 @@ def _credits(**kwargs: Any) -> MeterReading:
 
 
 def test_documented_pro_quota_with_documented_headers() -> None:
-    readings = parse(200, headers("vertaaux", "headers.json"), body("vertaaux", "quota_pro.json"))
+    readings = parse(
+        200, recorded("vertaaux", "quota_pro").headers, recorded("vertaaux", "quota_pro").body
+    )
     assert readings == Readings(
         meters=(
             _credits(
@@ -53,16 +55,16 @@ def test_documented_pro_quota_with_documented_headers() -> None:
 def test_documented_pro_quota_needs_no_headers() -> None:
     # The body alone carries everything; the headers are only a fallback.
     with_headers = parse(
-        200, headers("vertaaux", "headers.json"), body("vertaaux", "quota_pro.json")
+        200, recorded("vertaaux", "quota_pro").headers, recorded("vertaaux", "quota_pro").body
     )
-    assert parse(200, {}, body("vertaaux", "quota_pro.json")) == with_headers
+    assert parse(200, {}, recorded("vertaaux", "quota_pro").body) == with_headers
 
 
 def test_free_tier_exhausted_is_a_real_zero() -> None:
     readings = parse(
         200,
-        headers("vertaaux", "headers_free_exhausted.json"),
-        body("vertaaux", "quota_free_exhausted.json"),
+        recorded("vertaaux", "quota_free_exhausted").headers,
+        recorded("vertaaux", "quota_free_exhausted").body,
     )
     assert readings == Readings(
         meters=(_credits(used=3, limit=3, remaining=0, reset_timestamp=RESET_2026_05_16),),
@@ -74,7 +76,7 @@ def test_free_tier_exhausted_is_a_real_zero() -> None:
 
 
 def test_agency_quota() -> None:
-    readings = parse(200, {}, body("vertaaux", "quota_agency.json"))
+    readings = parse(200, {}, recorded("vertaaux", "quota_agency").body)
     assert readings == Readings(
         meters=(_credits(used=1288, limit=5000, remaining=3712, reset_timestamp=RESET_2026_05_16),),
         account_info=(("plan", "agency"),),
@@ -82,7 +84,7 @@ def test_agency_quota() -> None:
 
 
 def test_enterprise_nulls_are_unlimited() -> None:
-    readings = parse(200, {}, body("vertaaux", "quota_enterprise_unlimited.json"))
+    readings = parse(200, {}, recorded("vertaaux", "quota_enterprise_unlimited").body)
     assert readings == Readings(
         meters=(_credits(used=2391, unlimited=True),),
         account_info=(("plan", "enterprise"),),
@@ -113,7 +115,7 @@ def test_enterprise_nulls_are_unlimited() -> None:
     ids=["missing", "null"],
 )
 def test_headers_stand_in_for_missing_or_null_body_fields(raw: dict[str, Any]) -> None:
-    readings = _ok(raw, headers("vertaaux", "headers.json"))
+    readings = _ok(raw, recorded("vertaaux", "quota_pro").headers)
     assert readings == Readings(
         meters=(_credits(used=47, limit=1000, remaining=953, reset_timestamp=RESET_2024_01_16),),
         account_info=(("plan", "pro"),),
@@ -124,8 +126,8 @@ def test_body_wins_over_disagreeing_headers() -> None:
     # Headers can be a cache generation apart from the body; the body is the answer.
     readings = parse(
         200,
-        headers("vertaaux", "headers_free_exhausted.json"),
-        body("vertaaux", "quota_agency.json"),
+        recorded("vertaaux", "quota_free_exhausted").headers,
+        recorded("vertaaux", "quota_agency").body,
     )
     assert readings.meters == (
         _credits(used=1288, limit=5000, remaining=3712, reset_timestamp=RESET_2026_05_16),
@@ -134,7 +136,7 @@ def test_body_wins_over_disagreeing_headers() -> None:
 
 def test_headers_alone_give_limit_and_remaining_but_no_used() -> None:
     # No usage figure anywhere: used stays unknown rather than derived.
-    readings = _ok({"plan": "free"}, headers("vertaaux", "headers_free_exhausted.json"))
+    readings = _ok({"plan": "free"}, recorded("vertaaux", "quota_free_exhausted").headers)
     assert readings == Readings(
         meters=(_credits(used=None, limit=3, remaining=0, reset_timestamp=RESET_2026_05_16),),
         account_info=(("plan", "free"),),
@@ -287,7 +289,7 @@ def test_bad_reset_date_costs_only_the_reset() -> None:
     # problem is counted, the counts are still exported.
     readings = _ok(
         {"plan": "pro", "credits_total": 1000, "credits_used": 47, "reset_date": "tomorrow"},
-        headers("vertaaux", "headers.json"),
+        recorded("vertaaux", "quota_pro").headers,
     )
     assert readings.meters == (_credits(used=47, limit=1000, remaining=953),)
     assert readings.problems == ("reset_date: not a timestamp: 'tomorrow'",)
@@ -340,38 +342,30 @@ def test_unusable_200_is_a_parse_error(raw: bytes, fragment: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("status", "name", "header_file", "reason", "message", "retry_after"),
+    ("name", "reason", "message", "retry_after"),
     [
         (
-            401,
-            "error_401_unauthorized.json",
-            None,
+            "error_401_unauthorized",
             Reason.AUTH,
             "HTTP 401: unauthorized: Invalid or missing API key",
             None,
         ),
         (
-            401,
-            "error_401_api_key_revoked.json",
-            None,
+            "error_401_api_key_revoked",
             Reason.AUTH,
             "HTTP 401: api_key_revoked: This API key has been revoked. Generate a new key"
             " from your dashboard. (revoked at 2025-01-10T12:30:00Z)",
             None,
         ),
         (
-            429,
-            "error_429_rate_limit_exceeded.json",
-            "headers_429.json",
+            "error_429_rate_limit_exceeded",
             Reason.RATE_LIMITED,
             "HTTP 429: rate_limit_exceeded: Rate limit exceeded. Retry after the time given"
             " in Retry-After. [request_id req_0f3c9a1b2d4e]",
             41520,
         ),
         (
-            429,
-            "error_429_quota_exceeded.json",
-            "headers_429.json",
+            "error_429_quota_exceeded",
             Reason.RATE_LIMITED,
             "HTTP 429: quota_exceeded: Daily audit quota exhausted for plan 'free'."
             " [request_id req_7a21c0de9f10]",
@@ -380,25 +374,21 @@ def test_unusable_200_is_a_parse_error(raw: bytes, fragment: str) -> None:
     ],
 )
 def test_recorded_errors_are_classified(
-    status: int,
-    name: str,
-    header_file: str | None,
-    reason: Reason,
-    message: str,
-    retry_after: float | None,
+    name: str, reason: Reason, message: str, retry_after: float | None
 ) -> None:
-    hdrs = headers("vertaaux", header_file) if header_file else {}
+    # Each case brings the headers it was answered with (the 429s their Retry-After).
+    response = recorded("vertaaux", name)
     with pytest.raises(PollError) as info:
-        parse(status, hdrs, body("vertaaux", name))
+        parse(response.status, response.headers, response.body)
     assert info.value.reason is reason
     assert info.value.message == message
-    assert info.value.status == status
+    assert info.value.status == response.status
     assert info.value.retry_after == retry_after
 
 
 def test_429_without_retry_after_leaves_the_wait_to_the_poller() -> None:
     with pytest.raises(PollError) as info:
-        parse(429, {}, body("vertaaux", "error_429_rate_limit_exceeded.json"))
+        parse(429, {}, recorded("vertaaux", "error_429_rate_limit_exceeded").body)
     assert info.value.reason is Reason.RATE_LIMITED
     assert info.value.retry_after is None
     assert PROVIDER.rate_limit_cooldown == 0
@@ -407,11 +397,15 @@ def test_429_without_retry_after_leaves_the_wait_to_the_poller() -> None:
 def test_retry_after_as_http_date() -> None:
     past = "Wed, 21 Oct 2015 07:28:00 GMT"
     with pytest.raises(PollError) as info:
-        parse(429, {"retry-after": past}, body("vertaaux", "error_429_rate_limit_exceeded.json"))
+        parse(
+            429, {"retry-after": past}, recorded("vertaaux", "error_429_rate_limit_exceeded").body
+        )
     assert info.value.retry_after == 0.0
     future = email.utils.formatdate(time.time() + 3600, usegmt=True)
     with pytest.raises(PollError) as info:
-        parse(429, {"retry-after": future}, body("vertaaux", "error_429_rate_limit_exceeded.json"))
+        parse(
+            429, {"retry-after": future}, recorded("vertaaux", "error_429_rate_limit_exceeded").body
+        )
     assert info.value.retry_after is not None
     assert 3590 <= info.value.retry_after <= 3600
 
@@ -476,7 +470,9 @@ def test_other_errors(status: int, raw: bytes, reason: Reason, message: str | No
 
 def test_request_id_header_is_used_when_the_body_has_none() -> None:
     with pytest.raises(PollError) as info:
-        parse(401, {"x-request-id": "req_hdr1"}, body("vertaaux", "error_401_unauthorized.json"))
+        parse(
+            401, {"x-request-id": "req_hdr1"}, recorded("vertaaux", "error_401_unauthorized").body
+        )
     assert info.value.message == (
         "HTTP 401: unauthorized: Invalid or missing API key [request_id req_hdr1]"
     )
@@ -499,6 +495,8 @@ def test_non_200_success_status_is_not_parsed_as_quota() -> None:
 
 def test_provider_metadata() -> None:
     assert PROVIDER.name == "vertaaux"
+    # docs/providers/vertaaux.md: the path appended to a base_url override.
+    assert PROVIDER.path == "/api/v1/quota"
     assert PROVIDER.url(None) == "https://vertaaux.ai/api/v1/quota"
     assert PROVIDER.url("http://127.0.0.1:9/vx/") == "http://127.0.0.1:9/vx/api/v1/quota"
     assert PROVIDER.auth_headers("vx_live_x") == {"X-API-Key": "vx_live_x"}
@@ -532,8 +530,8 @@ def test_vertaaux_warns_about_sandbox_keys_only(key: str, warns: bool) -> None:
 
 
 def test_a_plan_with_a_lone_surrogate_is_valid_utf8() -> None:
-    raw = edited("vertaaux", "quota_pro.json", {("plan",): "pro\ud800\x00"})
-    readings = parse(200, headers("vertaaux", "headers.json"), raw)
+    raw = edited("vertaaux", "quota_pro", {("plan",): "pro\ud800\x00"})
+    readings = parse(200, recorded("vertaaux", "quota_pro").headers, raw)
     assert readings.account_info == (("plan", "pro\ufffd"),)
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from exporter.model import MeterReading, PollError, Readings, Reason
 from exporter.providers.vidnavigator import PROVIDER, parse
-from tests.providers.fixtures import body, edited
+from tests.providers.fixtures import edited, recorded
 
 # Unix seconds, worked out by hand (days since 1970-01-01 x 86400):
 OCT_1_2023 = 1696118400  # 19631 days
@@ -25,7 +25,7 @@ GIB = 2**30
 
 
 def _readings(name: str) -> Readings:
-    readings = parse(200, {}, body("vidnavigator", name))
+    readings = parse(200, {}, recorded("vidnavigator", name).body)
     assert readings.problems == ()
     assert readings.warnings == ()
     return readings
@@ -67,7 +67,7 @@ def _service(
 
 
 def test_g1_legacy_uses_current_period_and_has_no_subscription_status() -> None:
-    readings = _readings("usage_v1_legacy.json")
+    readings = _readings("usage_v1_legacy")
     r, s = NOV_1_2023, OCT_1_2023
     assert _meters(readings) == {
         "transcript_requests": _service("transcript_requests", 150, r, s, 1000, 850),
@@ -92,7 +92,7 @@ def test_g1_legacy_uses_current_period_and_has_no_subscription_status() -> None:
 
 
 def test_g2_documented_example_maps_every_service() -> None:
-    readings = _readings("usage_v2.json")
+    readings = _readings("usage_v2")
     # usage_period (Oct 1 - Nov 1), not billing_period (Oct 15 - Nov 15).
     r, s = NOV_1_2023, OCT_1_2023
     assert _meters(readings) == {
@@ -124,7 +124,7 @@ def test_g2_documented_example_maps_every_service() -> None:
 
 
 def test_g3_credit_pool_counters_channels_and_storage() -> None:
-    readings = _readings("usage_v3_credits.json")
+    readings = _readings("usage_v3_credits")
     r, s = JUN_1_2026, MAY_1_2026
     assert _meters(readings) == {
         # used = monthly_total - monthly_remaining = 80 - 58.505, without float noise.
@@ -173,7 +173,7 @@ def test_g3_credit_pool_counters_channels_and_storage() -> None:
 
 
 def test_g3_with_the_earlier_counter_key_names() -> None:
-    readings = _readings("usage_v3_counter_keys_legacy.json")
+    readings = _readings("usage_v3_counter_keys_legacy")
     r, s = APR_1_2026, MAR_1_2026
     assert _meters(readings) == {
         "credits": MeterReading(
@@ -209,7 +209,7 @@ def test_g3_with_the_earlier_counter_key_names() -> None:
 
 
 def test_g3_unlimited_plan_on_yearly_billing() -> None:
-    readings = _readings("usage_v3_unlimited.json")
+    readings = _readings("usage_v3_unlimited")
     # usage_period (May) is the monthly reset; billing_period ends 2027-01-01.
     r, s = JUN_1_2026, MAY_1_2026
     assert _meters(readings) == {
@@ -239,7 +239,7 @@ def test_g3_unlimited_plan_on_yearly_billing() -> None:
 
 
 def test_g3_trial_exhausted_has_zero_remaining_everywhere() -> None:
-    readings = _readings("usage_v3_trial_exhausted.json")
+    readings = _readings("usage_v3_trial_exhausted")
     r, s = JUN_5_2026, MAY_5_2026
     meters = _meters(readings)
     assert meters == {
@@ -501,49 +501,48 @@ def test_unusable_200_is_a_parse_error(raw: bytes, message: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("status", "name", "reason", "message", "retry_after"),
+    ("name", "reason", "message", "retry_after"),
     [
         (
-            401,
-            "error_401.json",
+            "error_401",
             Reason.AUTH,
             "HTTP 401: Invalid or missing API key (unauthorized)",
             None,
         ),
         # The 1-minute key ban: at least 60 s even with no Retry-After header.
         (
-            429,
-            "error_429.json",
+            "error_429",
             Reason.RATE_LIMITED,
             "HTTP 429: Rate limit exceeded. This API key is temporarily blocked for 60 seconds."
             " (rate_limit_exceeded)",
             60,
         ),
         # retry_after_seconds from the body.
-        (503, "error_503_overload.json", Reason.SERVER, "HTTP 503: Too busy (system_overload)", 30),
+        ("error_503_overload", Reason.SERVER, "HTTP 503: Too busy (system_overload)", 30),
     ],
 )
 def test_error_fixtures_are_classified(
-    status: int, name: str, reason: Reason, message: str, retry_after: float | None
+    name: str, reason: Reason, message: str, retry_after: float | None
 ) -> None:
+    response = recorded("vidnavigator", name)
     with pytest.raises(PollError) as info:
-        parse(status, {}, body("vidnavigator", name))
+        parse(response.status, response.headers, response.body)
     assert info.value.reason is reason
     assert info.value.message == message
-    assert info.value.status == status
+    assert info.value.status == response.status
     assert info.value.retry_after == retry_after
 
 
 @pytest.mark.parametrize(("header", "expected"), [("5", 60), ("120", 120)])
 def test_429_retry_after_header_never_below_the_ban(header: str, expected: float) -> None:
     with pytest.raises(PollError) as info:
-        parse(429, {"retry-after": header}, body("vidnavigator", "error_429.json"))
+        parse(429, {"retry-after": header}, recorded("vidnavigator", "error_429").body)
     assert info.value.retry_after == expected
 
 
 def test_503_retry_after_header_wins_over_the_body() -> None:
     with pytest.raises(PollError) as info:
-        parse(503, {"retry-after": "10"}, body("vidnavigator", "error_503_overload.json"))
+        parse(503, {"retry-after": "10"}, recorded("vidnavigator", "error_503_overload").body)
     assert info.value.reason is Reason.SERVER
     assert info.value.retry_after == 10
 
@@ -602,6 +601,8 @@ def test_other_errors(status: int, raw: bytes, reason: Reason, message: str) -> 
 
 def test_provider_metadata() -> None:
     assert PROVIDER.name == "vidnavigator"
+    # docs/providers/vidnavigator.md: the path appended to a base_url override.
+    assert PROVIDER.path == "/v1/usage"
     assert PROVIDER.url(None) == "https://api.vidnavigator.com/v1/usage"
     assert PROVIDER.url("http://127.0.0.1:9/vn/") == "http://127.0.0.1:9/vn/v1/usage"
     assert PROVIDER.auth_headers("vn_key") == {"X-API-Key": "vn_key"}
@@ -617,7 +618,7 @@ def test_provider_metadata() -> None:
 def test_hours_that_overflow_when_scaled_cost_only_that_meter() -> None:
     raw = edited(
         "vidnavigator",
-        "usage_v3_credits.json",
+        "usage_v3_credits",
         {("data", "usage", "transcription_hour", "used"): 1e308},
     )
     readings = parse(200, {}, raw)
@@ -630,7 +631,7 @@ def test_hours_that_overflow_when_scaled_cost_only_that_meter() -> None:
 
 
 def test_a_negative_storage_figure_is_a_parse_problem_for_that_meter() -> None:
-    raw = edited("vidnavigator", "usage_v3_credits.json", {("data", "storage", "used_bytes"): -1})
+    raw = edited("vidnavigator", "usage_v3_credits", {("data", "storage", "used_bytes"): -1})
     readings = parse(200, {}, raw)
     assert "storage_bytes" not in {m.meter for m in readings.meters}
     assert "credits" in {m.meter for m in readings.meters}
@@ -642,7 +643,7 @@ def test_a_negative_storage_figure_is_a_parse_problem_for_that_meter() -> None:
 def test_a_plan_name_with_a_lone_surrogate_is_valid_utf8() -> None:
     raw = edited(
         "vidnavigator",
-        "usage_v3_credits.json",
+        "usage_v3_credits",
         {("data", "subscription", "plan_name"): "Voy\ud800"},
     )
     assert dict(parse(200, {}, raw).account_info)["plan_name"] == "Voy\ufffd"
