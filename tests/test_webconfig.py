@@ -527,6 +527,69 @@ def test_bad_config(pki: PKI, pki_dir: Path, text: str, expected: tuple[str, ...
     assert str(caught.value) == "; ".join(caught.value.problems)
 
 
+# --- every problem at once, each where it is (one reader with exporter.config) ---------
+
+
+def test_three_problems_in_three_sections_are_all_reported_with_file_line_col(
+    pki: PKI, pki_dir: Path
+) -> None:
+    text = (
+        "tls_server_config:\n"
+        "  cert_file: pki/server.crt\n"
+        "  key_file: pki/server.key\n"
+        "  min_version: TLS99\n"
+        "http_server_config:\n"
+        "  http3: true\n"
+        "basic_auth_users:\n"
+        "  alice: hunter2\n"
+    )
+    path = write(pki_dir, text)
+    with pytest.raises(WebConfigError) as caught:
+        load_web_config(path)
+    assert caught.value.problems == (
+        f"{path}:4:16: tls_server_config.min_version: invalid 'TLS99'; valid: {VALID_VERSIONS}",
+        f"{path}:6:3: http_server_config.http3: unknown key 'http3'; allowed keys: headers, http2",
+        f"{path}:8:10: basic_auth_users.alice: not a bcrypt hash; {BCRYPT_HINT}",
+    )
+
+
+def test_a_duplicate_key_does_not_hide_the_other_problems(pki_dir: Path) -> None:
+    # Go's UnmarshalStrict and the old constructor stopped at the duplicate.
+    text = f"basic_auth_users:\n  alice: {HASH}\n  alice: {OTHER_HASH}\n  bob: hunter2\n"
+    path = write(pki_dir, text)
+    with pytest.raises(WebConfigError) as caught:
+        load_web_config(path)
+    assert caught.value.problems == (
+        f"{path}:3:3: basic_auth_users.alice: duplicate key",
+        f"{path}:4:8: basic_auth_users.bob: not a bcrypt hash; {BCRYPT_HINT}",
+    )
+
+
+def test_an_unacceptable_character_has_its_position(pki_dir: Path) -> None:
+    path = write(pki_dir, "basic_auth_users:\n  alice: a\x00b\n")
+    with pytest.raises(WebConfigError) as caught:
+        load_web_config(path)
+    assert caught.value.problems == (
+        f"{path}:2:11: invalid YAML: unacceptable character #x0000: special characters are not"
+        " allowed",
+    )
+
+
+def test_a_password_pasted_into_another_field_is_scrubbed_from_its_message(
+    pki: PKI, pki_dir: Path
+) -> None:
+    # min_version quotes an invalid value (a version name); the same text as a
+    # basic_auth_users value or a "user:password" name is a credential and never shown.
+    text = TLS + (
+        "  min_version: s3cret-Pass\n  max_version: other-s3cret\n"
+        "basic_auth_users:\n  alice: s3cret-Pass\n  'bob:other-s3cret': x\n"
+    )
+    with pytest.raises(WebConfigError) as caught:
+        load_web_config(write(pki_dir, text))
+    assert "s3cret" not in str(caught.value)
+    assert "tls_server_config.min_version: invalid '<redacted>'" in str(caught.value)
+
+
 @pytest.mark.parametrize(
     ("text", "secrets"),
     [
