@@ -21,6 +21,7 @@ from exporter.signals import EARLY
 if TYPE_CHECKING:
     from exporter.app import ListenAddress
     from exporter.config import ConfigError
+    from exporter.webconfig import WebConfigError
 
 # The choices of --log.level and --log.format (exporter.log.LEVELS and FORMATS, kept
 # here so building the parser needs no import of structlog; a test checks they match).
@@ -129,7 +130,7 @@ def _main(argv: Sequence[str] | None) -> int:
         try:
             security = load_web_config(web_config_file)
         except WebConfigError as exc:
-            print(f"invalid web config {web_config_file}:\n  {exc}", file=sys.stderr)
+            _print_web_problems(web_config_file, exc)
             return EXIT_CONFIG
 
     exporter = Exporter(
@@ -169,13 +170,20 @@ def _check(path: str, web_config_file: str | None) -> int:
         try:
             load_web_config(web_config_file)
         except WebConfigError as exc:
-            print(f"invalid web config {web_config_file}:\n  {exc}", file=sys.stderr)
+            _print_web_problems(web_config_file, exc)
             return EXIT_CONFIG
         print(f"{web_config_file}: OK")
     for warning in config.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"{path}: OK ({len(config.accounts)} accounts)")
     return 0
+
+
+def _print_web_problems(path: str, exc: WebConfigError) -> None:
+    # One a line, each with its file:line:col, like the config's.
+    print(f"invalid web config {path}:", file=sys.stderr)
+    for problem in exc.problems:
+        print(f"  {problem}", file=sys.stderr)
 
 
 def _print_problems(path: str, exc: ConfigError) -> None:

@@ -19,22 +19,22 @@ from typing import Final
 from urllib.parse import urlsplit
 
 import httpx
-import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from exporter.durations import format_duration, parse_duration
+from exporter.durations import format_duration
 from exporter.providers import PROVIDERS
 from exporter.providers.base import Provider
-from exporter.redaction import REDACTED, REDACTOR, Secret
-from exporter.yamlsafe import (
+from exporter.redaction import REDACTOR, Secret
+from exporter.yamlreader import (
     MAX_CONFIG_BYTES,
     MAX_KEY_FILE_BYTES,
+    DocumentError,
     FileReadError,
-    YAMLLimitError,
-    compose,
+    Reader,
     read_limited,
-    yaml_message,
 )
+from exporter.yamlreader import is_null as _is_null
+from exporter.yamlreader import kind as _kind
 
 DEFAULT_INTERVAL: Final = 300.0
 DEFAULT_TIMEOUT: Final = 10.0
@@ -155,8 +155,14 @@ def parse_config(
     return loader.load(text)
 
 
-class _Loader:
-    """One pass over the YAML node tree, collecting problems instead of stopping."""
+class _Loader(Reader):
+    """One pass over the YAML node tree, collecting problems instead of stopping.
+
+    The generic walk (mappings, strings, durations, positions, scrubbing) is
+    exporter/yamlreader.py's `Reader`; what is config-specific stays here.
+    """
+
+    min_duration = MIN_INTERVAL
 
     def __init__(
         self,
@@ -165,33 +171,17 @@ class _Loader:
         base_dir: Path,
         providers: Mapping[str, Provider],
     ) -> None:
-        self.source = source
+        super().__init__(source)
         self.environ = environ
         self.base_dir = base_dir
         # The registry every `provider:` is resolved in; the only one this pass reads.
         self.providers = providers
-        # (line, column, text): reported in document order, the order one fixes them in.
-        self.problems: list[tuple[int, int, str]] = []
-        self.warnings: list[str] = []
-        # Every api_key value written in this document: a key pasted into another
-        # field by mistake is quoted by that field's message unless scrubbed here.
-        self.secrets: set[str] = set()
 
     # --- reporting ----------------------------------------------------------------
 
-    def problem(self, node: Node | None, where: str, message: str) -> None:
-        line, column = (
-            (node.start_mark.line, node.start_mark.column) if node is not None else (-1, -1)
-        )
-        text = f"{self._position(node)}{where + ': ' if where else ''}{message}"
-        self.problems.append((line, column, text))
-
     def error(self) -> ConfigError:
-        texts = [text for *_, text in sorted(self.problems, key=lambda p: p[:2])]
-        # Longest first, so a key that contains another is replaced whole.
-        for secret in sorted(self.secrets, key=len, reverse=True):
-            texts = [text.replace(secret, REDACTED) for text in texts]
-        return ConfigError(texts)
+        # Every api_key value written in this document is in self.secrets.
+        return ConfigError(self.texts())
 
     def collect_secrets(self, root: Node) -> None:
         """The api_key values anywhere in the tree (bounded by the YAML node limits)."""
@@ -214,40 +204,14 @@ class _Loader:
             elif isinstance(node, SequenceNode):
                 stack.extend(node.value)
 
-    def warning(self, node: Node | None, where: str, message: str) -> None:
-        self.warnings.append(f"{self._position(node)}{where}: {message}")
-
-    def _position(self, node: Node | None) -> str:
-        if node is None:
-            return f"{self.source}: "
-        mark = node.start_mark
-        return f"{self.source}:{mark.line + 1}:{mark.column + 1}: "
-
     # --- entry --------------------------------------------------------------------
 
     def load(self, text: str) -> Config:
         try:
-            root = compose(text)
-        except YAMLLimitError as exc:
-            mark = exc.problem_mark
-            where = f"{self.source}:{mark.line + 1}:{mark.column + 1}" if mark else self.source
-            raise ConfigError([f"{where}: YAML {exc.problem}"]) from None
-        except yaml.MarkedYAMLError as exc:
-            # str(exc) would quote the offending line, which may hold a key.
-            mark = exc.problem_mark or exc.context_mark
-            where = f"{self.source}:{mark.line + 1}:{mark.column + 1}" if mark else self.source
-            raise ConfigError([f"{where}: YAML syntax error: {yaml_message(exc)}"]) from None
-        except yaml.reader.ReaderError as exc:
-            line = text.count("\n", 0, exc.position) + 1
-            column = exc.position - text.rfind("\n", 0, exc.position)
-            raise ConfigError(
-                [
-                    f"{self.source}:{line}:{column}: YAML syntax error: unacceptable character"
-                    f" #x{exc.character:04x}: {exc.reason}"
-                ]
-            ) from None
-        except yaml.YAMLError as exc:
-            raise ConfigError([f"{self.source}: YAML error: {type(exc).__name__}"]) from None
+            root = self.compose(text)
+        except DocumentError as exc:
+            label = {"limit": "YAML", "syntax": "YAML syntax error:", "error": "YAML error:"}
+            raise ConfigError([f"{exc.where}: {label[exc.kind]} {exc.message}"]) from None
         if root is not None:
             self.collect_secrets(root)
         if root is None or _is_null(root):
@@ -255,7 +219,7 @@ class _Loader:
         if not isinstance(root, MappingNode):
             raise ConfigError(
                 [
-                    f"{self._position(root)}the top level must be a mapping with 'accounts:',"
+                    f"{self.position(root)}the top level must be a mapping with 'accounts:',"
                     f" got {_kind(root)}"
                 ]
             )
@@ -561,68 +525,6 @@ class _Loader:
 
     # --- scalars ------------------------------------------------------------------
 
-    def mapping(self, node: Node, where: str, allowed: tuple[str, ...]) -> dict[str, Node] | None:
-        if not isinstance(node, MappingNode):
-            self.problem(node, where, f"expected a mapping, got {_kind(node)}")
-            return None
-        result: dict[str, Node] = {}
-        for key_node, value_node in node.value:
-            key = key_node.value if isinstance(key_node, ScalarNode) else None
-            path = f"{where}.{key}" if where else str(key)
-            if key is None:
-                self.problem(key_node, where, "mapping keys must be plain strings")
-            elif key in result:
-                self.problem(key_node, path, "duplicate key")
-            elif key not in allowed:
-                self.problem(
-                    key_node, path, f"unknown key {key!r}; allowed keys: {', '.join(allowed)}"
-                )
-            else:
-                result[key] = value_node
-        return result
-
-    def string(
-        self,
-        node: Node | None,
-        where: str,
-        parent: Node | None,
-        *,
-        required: bool = False,
-        secret: bool = False,
-    ) -> str | None:
-        if node is None:
-            if required:
-                self.problem(parent, where, "is required")
-            return None
-        if not isinstance(node, ScalarNode):
-            self.problem(node, where, f"expected a string, got {_kind(node)}")
-            return None
-        if _is_null(node):
-            self.problem(node, where, "is empty")
-            return None
-        before = len(self.problems)
-        value = self.expand(node, where, secret=secret)
-        # A failed ${VAR} is that one problem, not also "is empty" or a bad URL.
-        return value if len(self.problems) == before else None
-
-    def duration(
-        self, node: Node | None, where: str, minimum: float = MIN_INTERVAL
-    ) -> float | None:
-        text = self.string(node, where, None)
-        if text is None:
-            return None
-        try:
-            seconds = parse_duration(text)
-        except ValueError as exc:
-            self.problem(node, where, str(exc))
-            return None
-        if seconds < minimum:
-            self.problem(
-                node, where, f"{text} is too short; the minimum is {format_duration(minimum)}"
-            )
-            return None
-        return seconds
-
     def expand(self, node: ScalarNode, where: str, *, secret: bool) -> str:
         """Expand ${VAR} from the environment; `$$` is a literal `$`.
 
@@ -727,21 +629,3 @@ def _header_problem(key: str) -> str | None:
                 " ASCII, so this is probably a copy-paste leftover: type the key again"
             )
     return None
-
-
-def _is_null(node: Node) -> bool:
-    return isinstance(node, ScalarNode) and node.tag == "tag:yaml.org,2002:null"
-
-
-def _kind(node: Node) -> str:
-    if isinstance(node, MappingNode):
-        return "a mapping"
-    if isinstance(node, SequenceNode):
-        return "a list"
-    if _is_null(node):
-        return "nothing"
-    # Never the value itself: a misplaced scalar may well be an API key.
-    kind = node.tag.rsplit(":", 1)[-1]
-    return {"str": "a string", "int": "a number", "float": "a number", "bool": "a boolean"}.get(
-        kind, "a scalar"
-    )

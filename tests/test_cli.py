@@ -225,3 +225,25 @@ def test_console_script_config_check(tmp_path: Path) -> None:
     result = run_script("--config.check")
     assert result.returncode == 2
     assert "error: --config.file is required" in result.stderr
+
+
+@pytest.mark.usefixtures("env")
+def test_config_check_lists_every_web_config_problem_a_line_with_its_position(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, GOOD)
+    web = tmp_path / "web.yml"
+    web.write_text("tls_server_config:\n  min_version: TLS99\nbasic_auth_users:\n  ops: pw\n")
+    args = ["--config.file", str(path), "--config.check", "--web.config.file", str(web)]
+    assert main(args) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.splitlines() == [
+        f"invalid web config {web}:",
+        f"  {web}:2:3: tls_server_config.cert_file: is required",
+        f"  {web}:2:3: tls_server_config.key_file: is required",
+        f"  {web}:2:16: tls_server_config.min_version: invalid 'TLS99';"
+        " valid: TLS10, TLS11, TLS12, TLS13",
+        f"  {web}:4:8: basic_auth_users.ops: not a bcrypt hash;"
+        " generate one with: htpasswd -nBC 10 \"\" | tr -d ':\\n'",
+    ]

@@ -295,7 +295,7 @@ def test_credentials_never_reach_the_logs(secured: ExporterProcess) -> None:
         ),
         pytest.param(
             f"basic_auth_users:\n  {USER}: {HASH}\n  {USER}: {HASH}\n",
-            "invalid YAML: duplicate key 'prometheus'",
+            f"invalid.yml:3:3: basic_auth_users.{USER}: duplicate key",
             HASH,
             id="duplicate user",
         ),
