@@ -1,9 +1,12 @@
 """The vendor adapters, by the name the config uses for them.
 
-Adding a vendor: one module beside this file with a `PROVIDER`, one line here,
-fixtures under tests/fixtures/<name>/ and tests/providers/test_<name>.py. The
-registry drives tests/providers/test_parse_properties.py, which fuzzes the new
-`parse` (mutating those fixtures) with no further line to write.
+Two kinds, one registry: the Python adapters (a module beside this file with a
+`PROVIDER`, one line here) and the shipped declarative definitions
+(exporter/providers/<name>.yaml, docs/writing-a-provider.md), loaded at import. A name
+taken twice is an error at import, never a silent override. Either kind brings its
+fixtures under tests/fixtures/<name>/ and tests/providers/test_<name>.py. The registry
+drives tests/providers/test_parse_properties.py, which fuzzes the new `parse`
+(mutating those fixtures) with no further line to write.
 """
 
 from __future__ import annotations
@@ -13,18 +16,26 @@ from typing import Final
 
 from exporter.providers import pictory, piloterr, tornado, vertaaux, vidnavigator
 from exporter.providers.base import Provider
+from exporter.providers.declarative import shipped_providers
 
-PROVIDERS: Final = MappingProxyType(
-    {
-        p.name: p
-        for p in (
-            pictory.PROVIDER,
-            tornado.PROVIDER,
-            piloterr.PROVIDER,
-            vidnavigator.PROVIDER,
-            vertaaux.PROVIDER,
-        )
-    }
+PYTHON_PROVIDERS: Final = (
+    pictory.PROVIDER,
+    tornado.PROVIDER,
+    piloterr.PROVIDER,
+    vidnavigator.PROVIDER,
+    vertaaux.PROVIDER,
 )
 
-__all__ = ["PROVIDERS", "Provider"]
+
+def _registry(*providers: Provider) -> dict[str, Provider]:
+    registry: dict[str, Provider] = {}
+    for provider in providers:
+        if provider.name in registry:
+            raise ValueError(f"provider name {provider.name!r} is defined twice")
+        registry[provider.name] = provider
+    return registry
+
+
+PROVIDERS: Final = MappingProxyType(_registry(*PYTHON_PROVIDERS, *shipped_providers()))
+
+__all__ = ["PROVIDERS", "PYTHON_PROVIDERS", "Provider"]

@@ -25,7 +25,10 @@ from exporter.providers import PROVIDERS
 from exporter.providers.base import Provider
 from tests.providers.fixtures import FIXTURES, body, headers
 
+# The Python adapters; the declarative ones (exporter/providers/<name>.yaml) are
+# checked in tests/providers/test_declarative.py.
 VENDORS = frozenset({"pictory", "tornado", "piloterr", "vidnavigator", "vertaaux"})
+SHIPPED = frozenset({"deepl", "elevenlabs", "github", "openrouter", "sendgrid", "twilio"})
 
 # docs/providers/README.md: the path each adapter appends to its base URL.
 DESIGN_PATHS = {
@@ -67,8 +70,8 @@ Y2K = 946684800.0
 # --- the registry -------------------------------------------------------------------
 
 
-def test_registry_holds_exactly_the_five_vendors() -> None:
-    assert set(PROVIDERS) == VENDORS
+def test_registry_holds_exactly_the_five_vendors_and_the_shipped_definitions() -> None:
+    assert set(PROVIDERS) == VENDORS | SHIPPED
 
 
 def test_registry_cannot_be_changed_at_run_time() -> None:
@@ -93,7 +96,9 @@ def test_every_vendor_module_is_registered() -> None:
     # The registry is a hand-written list: a module added without its line in
     # providers/__init__.py would be silently unusable.
     modules = {m.name for m in pkgutil.iter_modules(exporter.providers.__path__)}
-    assert modules - {"base"} == set(PROVIDERS)
+    assert modules - {"base", "declarative"} == VENDORS
+    shipped = {p.stem for p in Path(exporter.providers.__file__).parent.glob("*.yaml")}
+    assert shipped == SHIPPED == set(PROVIDERS) - VENDORS
 
 
 def test_provider_names_are_unique_across_modules() -> None:
@@ -102,7 +107,7 @@ def test_provider_names_are_unique_across_modules() -> None:
     names = [
         importlib.import_module(f"exporter.providers.{m.name}").PROVIDER.name
         for m in pkgutil.iter_modules(exporter.providers.__path__)
-        if m.name != "base"
+        if m.name not in ("base", "declarative")
     ]
     assert sorted(names) == sorted(set(names)) == sorted(VENDORS)
 
