@@ -27,9 +27,9 @@ KEY2 = "sk_live_FAKEKEY_second_83f1"
 FILE_KEY = "fk_FAKEFILEKEY_0c9b8a7f"
 ENV_KEY = "ek_FAKEENVKEY_55aa33cc"
 SECRETS = (KEY, KEY2, FILE_KEY, ENV_KEY, "pw_FAKEPASSWORD_77")
-PROVIDER_LIST = "pictory, piloterr, tornado, vertaaux, vidnavigator"
+PROVIDER_LIST = ", ".join(sorted(PROVIDERS))
 ACCOUNT_KEYS = (
-    "provider, account, api_key, api_key_file, base_url, interval, timeout, max_staleness"
+    "provider, account, api_key, api_key_file, base_url, interval, timeout, max_staleness, params"
 )
 GRAMMAR_HINT = "use whole numbers with units y, w, d, h, m, s, ms, largest first, e.g. 1h30m"
 # Marks a tmp_path-relative path in the tables; resolved per test.
