@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from exporter.model import MeterReading, Reason
 from exporter.providers import PROVIDERS
 from tests.providers.declared import error_case, meters, parse_case
@@ -20,7 +22,7 @@ def test_free_answer_has_the_account_meter_only() -> None:
 
 def test_pro_answer_has_key_and_product_meters() -> None:
     found = meters(parse_case("deepl", "pro"))
-    period = {"reset_timestamp": END, "period_start_timestamp": START}
+    period: dict[str, Any] = {"reset_timestamp": END, "period_start_timestamp": START}
     assert found == {
         "characters": MeterReading(
             "characters", "characters", used=2150000, limit=20000000, **period

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from exporter.model import MeterReading, Reason
+import pytest
+
+from exporter.model import MeterReading, PollError, Reason
+from exporter.providers import PROVIDERS
 from tests.providers.declared import error_case, parse_case
 
 
@@ -35,15 +38,9 @@ def test_no_reset_uses_all_time_usage() -> None:
 
 def test_an_answer_without_the_key_object_is_not_unlimited() -> None:
     # `unlimited_values: [null]` must not turn "nothing there" into "unlimited".
-    from exporter.model import PollError
-    from exporter.providers import PROVIDERS
-
-    try:
-        readings = PROVIDERS["openrouter"].parse(200, {}, b'{"data": {}}')
-    except PollError as error:
-        assert error.reason is Reason.PARSE
-    else:
-        raise AssertionError(f"parsed: {readings}")
+    with pytest.raises(PollError) as info:
+        PROVIDERS["openrouter"].parse(200, {}, b'{"data": {}}')
+    assert info.value.reason is Reason.PARSE
 
 
 def test_errors() -> None:
