@@ -450,7 +450,7 @@ class Loader:
         parts: tuple[IdPart, ...] = ()
         if id_text is not None:
             parts = self.id_template(fields["id"], id_text, at("id"), each is not None)
-            templated = any(p.kind != "text" for p in parts)
+            templated = _FIELD.search(id_text) is not None
             if not templated and not SNAKE_CASE.match(id_text):
                 self.problem(fields["id"], at("id"), "a meter id is snake_case, e.g. api_credits")
             elif unit is not None:
@@ -460,10 +460,7 @@ class Loader:
             name: self.spec(fields.get(name), at(name), timestamp=name in ("reset", "period_start"))
             for name in ("used", "limit", "remaining", "reset", "period_start")
         }
-        if (
-            not any(specs[n] for n in ("used", "limit", "remaining"))
-            and "unlimited_if" not in fields
-        ):
+        if not any(n in fields for n in ("used", "limit", "remaining", "unlimited_if")):
             self.problem(node, where, "needs at least one of used, limit and remaining")
         unlimited_values = self.unlimited_values(
             fields.get("unlimited_values"), at("unlimited_values")
