@@ -62,8 +62,9 @@ def run_probe(
     body_file: str | None,
     status: int,
     headers_file: str | None,
-    out: TextIO = sys.stdout,
+    out: TextIO | None = None,
 ) -> int:
+    out = out or sys.stdout
     provider_name, _, account_name = account_ref.partition("/")
     if not provider_name or not account_name:
         print("probe: --account must be PROVIDER/ACCOUNT", file=sys.stderr)

@@ -1415,3 +1415,51 @@ def test_any_mutated_config_is_a_config_or_a_positioned_error_without_the_key(
     tmp_path: Path, text: str
 ) -> None:
     _check_outcome(text, tmp_path)
+
+
+# --- params of declarative providers -------------------------------------------------------
+
+
+def test_params_reach_the_request() -> None:
+    config = parse_config(
+        "accounts:\n  - provider: twilio\n    account: main\n    api_key: tok_0123456789\n"
+        "    params: {account_sid: AC0123}\n",
+        source="exporter.yml",
+    )
+    account = config.accounts[0]
+    assert account.params == (("account_sid", "AC0123"),)
+    assert account.url == "https://api.twilio.com/2010-04-01/Accounts/AC0123/Balance.json"
+    assert account.request().headers["Authorization"].startswith("Basic ")
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        (
+            "",
+            "exporter.yml:2:5: accounts[0]: provider 'twilio' needs params.account_sid (its"
+            " request uses {params.account_sid}); add params: {account_sid: ...}",
+        ),
+        (
+            "    params: {account_sid: AC1, region: eu}\n",
+            "exporter.yml:5:13: accounts[0].params.region: provider 'twilio' uses no param"
+            " 'region'; it uses account_sid",
+        ),
+        (
+            "    params: [AC1]\n",
+            "exporter.yml:5:13: accounts[0].params: expected a mapping of strings, got a list",
+        ),
+        (
+            "    params: {account_sid: {nested: 1}}\n",
+            "exporter.yml:5:27: accounts[0].params.account_sid: expected a string, got a mapping",
+        ),
+    ],
+    ids=["missing", "unknown", "not-a-mapping", "not-a-string"],
+)
+def test_bad_params(params: str, expected: str) -> None:
+    text = (
+        "accounts:\n  - provider: twilio\n    account: main\n    api_key: tok_0123456789\n" + params
+    )
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, source="exporter.yml")
+    assert expected in info.value.problems
