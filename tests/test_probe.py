@@ -25,7 +25,7 @@ class _Vendor(http.server.BaseHTTPRequestHandler):
 
     seen: list[tuple[str, str | None]] = []  # noqa: RUF012 - shared test record
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         _Vendor.seen.append((self.path, self.headers.get("Authorization")))
         expected = "Basic " + base64.b64encode(f"{SID}:{TOKEN}".encode()).decode()
         answer = recorded(
