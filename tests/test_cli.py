@@ -47,7 +47,8 @@ accounts:
 BAD_PROBLEMS = [
     "{path}:2:13: global.interval: not a duration: '300' (add a unit, e.g. 300s or 5m)",
     "{path}:4:15: accounts[0].provider: unknown provider 'pictori';"
-    " valid providers: pictory, piloterr, tornado, vertaaux, vidnavigator",
+    " valid providers: deepl, elevenlabs, github, openrouter, pictory, piloterr, sendgrid,"
+    " tornado, twilio, vertaaux, vidnavigator",
     "{path}:9:14: accounts[1].api_key: environment variable UNSET_FAKE_VAR is not set",
     "{path}:10:15: accounts[1].base_url: invalid URL 'ftp://example.com':"
     " need http:// or https:// and a host",
