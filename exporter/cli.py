@@ -4,6 +4,8 @@ saas-quota-exporter --config.file PATH [--web.listen-address HOST:PORT]
     [--web.config.file PATH] [--log.level LEVEL] [--log.format json|console]
 saas-quota-exporter --config.file PATH --config.check
 saas-quota-exporter demo [--web.listen-address HOST:PORT]
+saas-quota-exporter probe --config.file PATH --account PROVIDER/ACCOUNT
+    [--body FILE [--status N] [--headers FILE]]
 """
 
 from __future__ import annotations
@@ -78,6 +80,26 @@ def build_parser(demo: bool = False) -> argparse.ArgumentParser:
     return parser
 
 
+def build_probe_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="saas-quota-exporter probe",
+        description=(
+            "Poll one account once and print the HTTP status, every reading, every problem"
+            " and why a meter is absent (never the key); exit 0 when the poll succeeded."
+            " --body parses a recorded answer offline instead."
+        ),
+        allow_abbrev=False,
+    )
+    parser.add_argument("--config.file", dest="config_file", metavar="PATH")
+    parser.add_argument("--account", required=True, metavar="PROVIDER/ACCOUNT")
+    parser.add_argument("--body", metavar="FILE", help="a recorded response body (offline)")
+    parser.add_argument("--status", type=int, default=200, help="its HTTP status")
+    parser.add_argument("--headers", metavar="FILE", help="its headers, as a JSON object")
+    parser.add_argument("--log.level", dest="log_level", choices=LEVELS, default="warning")
+    parser.add_argument("--log.format", dest="log_format", choices=FORMATS, default="console")
+    return parser
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     # First of all: a SIGHUP or SIGTERM during start-up is recorded, not fatal, and
     # acted on once the exporter runs (exporter.signals).
@@ -97,6 +119,18 @@ def _main(argv: Sequence[str] | None) -> int:
     from exporter.webconfig import WebConfigError, load_web_config
 
     args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["probe"]:
+        from exporter.probe import run_probe
+
+        probe_args = build_probe_parser().parse_args(args_list[1:])
+        configure(probe_args.log_level, probe_args.log_format)
+        return run_probe(
+            probe_args.config_file,
+            probe_args.account,
+            probe_args.body,
+            probe_args.status,
+            probe_args.headers,
+        )
     if args_list[:1] == ["demo"]:
         from exporter.demo import run_demo
 

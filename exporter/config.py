@@ -23,7 +23,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from exporter.durations import format_duration
 from exporter.providers import PROVIDERS
-from exporter.providers.base import Provider
+from exporter.providers.base import Provider, Request
 from exporter.redaction import REDACTOR, Secret
 from exporter.yamlreader import (
     MAX_CONFIG_BYTES,
@@ -56,6 +56,7 @@ _ACCOUNT_KEYS: Final = (
     "interval",
     "timeout",
     "max_staleness",
+    "params",
 )
 _TOP_KEYS: Final = ("global", "accounts")
 
@@ -78,6 +79,8 @@ class AccountConfig:
     max_staleness: float
     base_url: str | None = None
     api_key_file: str | None = None
+    # `{params.X}` values for a declarative provider's request templates.
+    params: tuple[tuple[str, str], ...] = ()
     adapter: Provider = field(kw_only=True, repr=False)
 
     def __post_init__(self) -> None:
@@ -93,7 +96,14 @@ class AccountConfig:
 
     @property
     def url(self) -> str:
-        return self.adapter.url(self.base_url)
+        """The endpoint, without the key (a query-parameter key is added by `request`)."""
+        return self.adapter.url(self.base_url, dict(self.params), self.account)
+
+    def request(self) -> Request:
+        """What one poll sends: method, URL and headers, the key included."""
+        return self.adapter.request(
+            self.api_key.reveal(), self.base_url, dict(self.params), self.account
+        )
 
 
 @dataclass(frozen=True)
@@ -336,6 +346,7 @@ class _Loader(Reader):
             )
 
         key = self.api_key(fields, where, node)
+        params = self.params(fields.get("params"), f"{where}.params", adapter, node)
         base_url = self.base_url(fields.get("base_url"), f"{where}.base_url", adapter)
         own_interval = self.duration(fields.get("interval"), f"{where}.interval")
         own_timeout = self.duration(fields.get("timeout"), f"{where}.timeout", minimum=0.001)
@@ -386,6 +397,7 @@ class _Loader(Reader):
             interval=interval,
             timeout=timeout,
             max_staleness=max_staleness,
+            params=params,
         )
 
     def schedule(
@@ -426,6 +438,47 @@ class _Loader(Reader):
                 f"max_staleness {format_duration(max_staleness)} is shorter than the interval"
                 f" {format_duration(interval)}: values would vanish between polls",
             )
+
+    def params(
+        self, node: Node | None, where: str, adapter: Provider | None, account: Node
+    ) -> tuple[tuple[str, str], ...]:
+        """`params:` a mapping of strings, giving every `{params.X}` the provider names."""
+        values: dict[str, str] = {}
+        if node is not None and not _is_null(node):
+            if not isinstance(node, MappingNode):
+                self.problem(node, where, f"expected a mapping of strings, got {_kind(node)}")
+                return ()
+            for key_node, value_node in node.value:
+                name = key_node.value if isinstance(key_node, ScalarNode) else None
+                if not isinstance(name, str) or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", name):
+                    self.problem(key_node, where, "a param name is [A-Za-z_][A-Za-z0-9_]*")
+                    continue
+                if name in values:
+                    self.problem(key_node, f"{where}.{name}", "duplicate key")
+                    continue
+                value = self.string(value_node, f"{where}.{name}", node)
+                if value is not None:
+                    values[name] = value
+        if adapter is not None:
+            provider = adapter.name
+            wanted = adapter.params
+            for name in wanted:
+                if name not in values:
+                    self.problem(
+                        node if node is not None else account,
+                        where if node is not None else where.removesuffix(".params"),
+                        f"provider {provider!r} needs params.{name} (its request uses"
+                        f" {{params.{name}}}); add params: {{{name}: ...}}",
+                    )
+            for name in values:
+                if name not in wanted:
+                    self.problem(
+                        node,
+                        f"{where}.{name}",
+                        f"provider {provider!r} uses no param {name!r}"
+                        + (f"; it uses {', '.join(wanted)}" if wanted else ""),
+                    )
+        return tuple(sorted(values.items()))
 
     def api_key(
         self, fields: dict[str, Node], where: str, node: Node

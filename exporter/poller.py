@@ -314,10 +314,11 @@ class Poller:
             async with asyncio.timeout(account.timeout):
                 # httpx's timeout is per socket operation; the outer one bounds a
                 # server that drips its answer byte by byte.
+                request = account.request()
                 async with self.client.stream(
-                    "GET",
-                    account.url,
-                    headers=adapter.auth_headers(account.api_key.reveal()),
+                    request.method,
+                    request.url,
+                    headers=request.headers,
                     timeout=account.timeout,
                 ) as response:
                     body = await self._read_capped(response)

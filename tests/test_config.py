@@ -31,7 +31,7 @@ SECRETS = (KEY, KEY2, FILE_KEY, ENV_KEY, "pw_FAKEPASSWORD_77")
 # What an unknown provider's message offers: the registry's names, whatever they are.
 PROVIDER_LIST = ", ".join(sorted(PROVIDERS))
 ACCOUNT_KEYS = (
-    "provider, account, api_key, api_key_file, base_url, interval, timeout, max_staleness"
+    "provider, account, api_key, api_key_file, base_url, interval, timeout, max_staleness, params"
 )
 GRAMMAR_HINT = "use whole numbers with units y, w, d, h, m, s, ms, largest first, e.g. 1h30m"
 # Marks a tmp_path-relative path in the tables; resolved per test.
@@ -1586,3 +1586,51 @@ def test_two_bad_references_in_one_value_are_one_problem(tmp_path: Path) -> None
     with pytest.raises(ConfigError) as info:
         parse("accounts:\n  - {provider: pictory, account: a, api_key: '${a-b}${c-d}'}\n", tmp_path)
     assert len(info.value.problems) == 1
+
+
+# --- params of declarative providers -------------------------------------------------------
+
+
+def test_params_reach_the_request() -> None:
+    config = parse_config(
+        "accounts:\n  - provider: twilio\n    account: main\n    api_key: tok_0123456789\n"
+        "    params: {account_sid: AC0123}\n",
+        source="exporter.yml",
+    )
+    account = config.accounts[0]
+    assert account.params == (("account_sid", "AC0123"),)
+    assert account.url == "https://api.twilio.com/2010-04-01/Accounts/AC0123/Balance.json"
+    assert account.request().headers["Authorization"].startswith("Basic ")
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        (
+            "",
+            "exporter.yml:2:5: accounts[0]: provider 'twilio' needs params.account_sid (its"
+            " request uses {params.account_sid}); add params: {account_sid: ...}",
+        ),
+        (
+            "    params: {account_sid: AC1, region: eu}\n",
+            "exporter.yml:5:13: accounts[0].params.region: provider 'twilio' uses no param"
+            " 'region'; it uses account_sid",
+        ),
+        (
+            "    params: [AC1]\n",
+            "exporter.yml:5:13: accounts[0].params: expected a mapping of strings, got a list",
+        ),
+        (
+            "    params: {account_sid: {nested: 1}}\n",
+            "exporter.yml:5:27: accounts[0].params.account_sid: expected a string, got a mapping",
+        ),
+    ],
+    ids=["missing", "unknown", "not-a-mapping", "not-a-string"],
+)
+def test_bad_params(params: str, expected: str) -> None:
+    text = (
+        "accounts:\n  - provider: twilio\n    account: main\n    api_key: tok_0123456789\n" + params
+    )
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, source="exporter.yml")
+    assert expected in info.value.problems

@@ -10,22 +10,67 @@ That keeps every vendor testable from recorded bodies alone (the gidgethub way).
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import json
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, Final
+from urllib.parse import quote, urlencode
 
 from exporter.model import FieldError as FieldError  # re-exported: adapters raise it
-from exporter.model import PollError, Readings, Reason, vendor_text
+from exporter.model import MeterReading, PollError, Readings, Reason, vendor_text
 
 Headers = Mapping[str, str]
 ParseFn = Callable[[int, Headers, bytes], Readings]
 
 _EXCERPT_CHARS = 200
+
+
+# `{params.NAME}` and `{account}` in a path, query value, header value or basic-auth
+# username (declarative providers): filled in per account at request time.
+TEMPLATE_FIELD: Final = re.compile(r"\{(params\.[A-Za-z_][A-Za-z0-9_]*|account)\}")
+
+
+def render_template(
+    text: str, params: Mapping[str, str], account: str, *, url_part: bool = False
+) -> str:
+    """`text` with its `{params.X}` / `{account}` fields filled in.
+
+    In a URL path each value is percent-encoded whole (a `/` or `?` in a param cannot
+    change which endpoint is called). A field whose param is absent stays as written:
+    the config loader refuses such an account before any request is built.
+    """
+
+    def fill(match: re.Match[str]) -> str:
+        name = match.group(1)
+        value = account if name == "account" else params.get(name.removeprefix("params."))
+        if value is None:
+            return match.group(0)
+        return quote(value, safe="") if url_part else value
+
+    return TEMPLATE_FIELD.sub(fill, text)
+
+
+def template_params(text: str) -> tuple[str, ...]:
+    """The param names a template uses, in order of first use."""
+    names = [m.group(1).removeprefix("params.") for m in TEMPLATE_FIELD.finditer(text)]
+    return tuple(dict.fromkeys(n for n in names if n != "account"))
+
+
+@dataclass(frozen=True)
+class Request:
+    """What the poller sends for one account: never logged whole (it holds the key)."""
+
+    method: str
+    url: str
+    headers: dict[str, str]
+
+    def __repr__(self) -> str:
+        return f"Request({self.method} <url and headers withheld: they carry the key>)"
 
 
 @dataclass(frozen=True)
@@ -35,7 +80,7 @@ class Provider:
     name: str
     # scheme://host[/prefix] that `base_url` in the config replaces.
     default_base_url: str
-    # Appended to the base URL: "/v1/usage".
+    # Appended to the base URL: "/v1/usage" (declarative ones may hold `{params.X}`).
     path: str
     # Header that carries the key, and what goes before the key in it ("" = raw key).
     auth_header: str
@@ -50,12 +95,62 @@ class Provider:
     # A remark about a key worth a config warning (a sandbox key, say); it is given
     # the key and must never quote it.
     key_warning: Callable[[str], str | None] | None = None
+    # The rest serves declarative providers; the defaults are the built-in five's
+    # request: GET, no query, the key in `auth_header`.
+    method: str = "GET"
+    query: tuple[tuple[str, str], ...] = ()
+    headers: tuple[tuple[str, str], ...] = ()
+    # The key as this query parameter instead of a header ("" = not in the query).
+    auth_query: str = ""
+    # HTTP basic auth: this username template, the key as password (None = no basic).
+    auth_basic_username: str | None = None
+    # Every `{params.X}` the request templates name: an account must give them all.
+    params: tuple[str, ...] = ()
 
-    def url(self, base_url: str | None) -> str:
-        return (base_url or self.default_base_url).rstrip("/") + self.path
+    def url(
+        self, base_url: str | None, params: Mapping[str, str] | None = None, account: str = ""
+    ) -> str:
+        """The endpoint without the key (safe to show): base URL, path and static query."""
+        params = params or {}
+        url = (base_url or self.default_base_url).rstrip("/") + render_template(
+            self.path, params, account, url_part=True
+        )
+        query = [(k, render_template(v, params, account)) for k, v in self.query]
+        return f"{url}?{urlencode(query)}" if query else url
 
     def auth_headers(self, api_key: str) -> dict[str, str]:
+        if self.auth_basic_username is not None or not self.auth_header:
+            return {}
         return {self.auth_header: f"{self.auth_prefix}{api_key}"}
+
+    @property
+    def auth_description(self) -> str:
+        """How the key travels, as the docs write it (`x-api-key: <key>`)."""
+        if self.auth_query:
+            return f"?{self.auth_query}=<key>"
+        if self.auth_basic_username is not None:
+            return f"Authorization: Basic base64({self.auth_basic_username}:<key>)"
+        return f"{self.auth_header}: {self.auth_prefix}<key>"
+
+    def request(
+        self,
+        api_key: str,
+        base_url: str | None,
+        params: Mapping[str, str] | None = None,
+        account: str = "",
+    ) -> Request:
+        """Method, URL and headers of one poll of one account (the key included)."""
+        params = params or {}
+        url = self.url(base_url, params, account)
+        if self.auth_query:
+            url += ("&" if "?" in url else "?") + urlencode({self.auth_query: api_key})
+        headers = {k: render_template(v, params, account) for k, v in self.headers}
+        if self.auth_basic_username is not None:
+            user = render_template(self.auth_basic_username, params, account)
+            token = base64.b64encode(f"{user}:{api_key}".encode()).decode("ascii")
+            headers["Authorization"] = f"Basic {token}"
+        headers.update(self.auth_headers(api_key))
+        return Request(self.method, url, headers)
 
 
 # --- bodies -----------------------------------------------------------------------
@@ -313,3 +408,96 @@ def gather(
         except FieldError as exc:
             problems.append(str(exc))
     return results, tuple(problems)
+
+
+# --- one meter's figures ------------------------------------------------------------
+
+
+def _matches_sentinel(raw: Any, sentinels: Sequence[Any]) -> bool:
+    """Whether a raw vendor value is one of the "unlimited" sentinels (1e12, null...)."""
+    for sentinel in sentinels:
+        if sentinel is None:
+            if raw is None:
+                return True
+            continue
+        if isinstance(raw, bool) or isinstance(sentinel, bool):
+            if raw is sentinel:
+                return True
+            continue
+        if isinstance(sentinel, int | float):
+            try:
+                value = number(raw, "")
+            except FieldError:
+                continue
+            if value is not None and value == float(sentinel):
+                return True
+        elif raw == sentinel:
+            return True
+    return False
+
+
+def quota_reading(
+    meter: str,
+    unit: str,
+    *,
+    used: Any = None,
+    limit: Any = None,
+    remaining: Any = None,
+    where: str = "",
+    scale: float = 1.0,
+    unlimited: bool = False,
+    unlimited_values: Sequence[Any] = (),
+    derive: bool = True,
+    reset_timestamp: float | None = None,
+    period_start_timestamp: float | None = None,
+) -> MeterReading | None:
+    """One meter from raw vendor values: the reading every adapter makes.
+
+    `"unlimited"` (any case) in limit or remaining, a limit or remaining equal to one
+    of `unlimited_values`, or `unlimited=True` make the meter unlimited (no limit, no
+    remaining). Numbers and numeric strings are read with `number` and multiplied by
+    `scale`; with `derive`, any two of used/limit/remaining give the third (remaining
+    itself is left to `MeterReading.effective_remaining`). None when the vendor gave
+    none of the three and no unlimited flag: the meter is absent, never 0. (A `null`
+    sentinel is the caller's to check: only it knows whether the field was asked for.)
+    A bad figure
+    raises FieldError naming `where` and the field, so it costs this meter only.
+    """
+    prefix = f"{where}." if where else ""
+    if (
+        unlimited
+        or is_unlimited(limit)
+        or is_unlimited(remaining)
+        or (limit is not None and _matches_sentinel(limit, unlimited_values))
+        or (remaining is not None and _matches_sentinel(remaining, unlimited_values))
+    ):
+        used_value = number(used, f"{prefix}used")
+        return MeterReading(
+            meter,
+            unit,
+            used=None if used_value is None else used_value * scale,
+            unlimited=True,
+            reset_timestamp=reset_timestamp,
+            period_start_timestamp=period_start_timestamp,
+        )
+    figures = {
+        name: number(raw, f"{prefix}{name}")
+        for name, raw in (("used", used), ("limit", limit), ("remaining", remaining))
+    }
+    if all(value is None for value in figures.values()):
+        return None
+    u, lim, rem = (None if v is None else v * scale for v in figures.values())
+    if derive:
+        if u is None and lim is not None and rem is not None:
+            u = lim - rem
+        elif lim is None and u is not None and rem is not None:
+            lim = u + rem
+    return MeterReading(
+        meter,
+        unit,
+        used=u,
+        limit=lim,
+        remaining=rem,
+        reset_timestamp=reset_timestamp,
+        period_start_timestamp=period_start_timestamp,
+    )
