@@ -100,7 +100,7 @@ from benchmarks.soak import (
     check_exposition,
     poll_figures,
 )
-from exporter.simulator import Fault, SimAccount
+from tests.support.simulator import Fault, SimAccount
 
 ACCOUNTS: Final = 50
 SCRAPERS: Final = 10

@@ -30,7 +30,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Protocol
 
-from exporter.simulator import DAY, Fault, SimAccount, SimMeter, VendorSimulator
+from tests.support.simulator import DAY, Fault, SimAccount, SimMeter, VendorSimulator
 
 PROVIDER_ORDER: Final = ("pictory", "tornado", "piloterr", "vidnavigator", "vertaaux")
 

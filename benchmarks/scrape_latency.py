@@ -46,8 +46,8 @@ from exporter.collector import MetricsRenderer, QuotaCollector
 from exporter.config import parse_config
 from exporter.log import configure as configure_logging
 from exporter.poller import Poller, make_client
-from exporter.simulator import Fault, VendorSimulator
 from exporter.state import StateStore
+from tests.support.simulator import Fault, VendorSimulator
 
 SLOW_SECONDS: Final = 5.0
 # The slow account's own schedule: its timeout outlasts the vendor's 5 s, and it is

@@ -58,7 +58,7 @@ from benchmarks.harness import (
     percentile,
     proc_stats,
 )
-from exporter.simulator import Fault
+from tests.support.simulator import Fault
 
 SCRAPERS: Final = 20
 # Three keys per vendor: enough for the poller to always have polls in flight.

@@ -97,7 +97,7 @@ def _main(argv: Sequence[str] | None) -> int:
 
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list[:1] == ["demo"]:
-        from exporter.demo import run_demo
+        from exporter.demo.run import run_demo
 
         args = build_parser(demo=True).parse_args(args_list[1:])
         configure(args.log_level, args.log_format)

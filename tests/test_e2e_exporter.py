@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.simulator import Fault, SimAccount, SimMeter, VendorSimulator, demo_accounts
+from exporter.demo.run import demo_accounts
 from tests.e2e import ExporterProcess, http_get, wait_until
+from tests.support.simulator import Fault, SimAccount, SimMeter, VendorSimulator
 
 SLOW_KEY = "slow-vendor-key-0001"
 

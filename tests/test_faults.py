@@ -30,9 +30,9 @@ from exporter.model import Reason
 from exporter.poller import Poller, make_client
 from exporter.providers import PROVIDERS
 from exporter.redaction import REDACTOR, Secret
-from exporter.simulator import Fault, SimAccount, SimMeter, VendorSimulator
 from exporter.state import AccountState, StateStore
 from tests.fakes import FakeClock
+from tests.support.simulator import Fault, SimAccount, SimMeter, VendorSimulator
 
 pytestmark = pytest.mark.anyio
 

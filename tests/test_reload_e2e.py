@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from exporter.simulator import Fault, SimAccount, SimMeter, VendorSimulator
 from tests.e2e import ExporterProcess, wait_until
 from tests.exposition import samples
+from tests.support.simulator import Fault, SimAccount, SimMeter, VendorSimulator
 
 OLD_KEY = "sk_rotated_out_key_000"
 NEW_KEY = "sk_rotated_in_key_1111"

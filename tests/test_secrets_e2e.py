@@ -10,8 +10,8 @@ import signal
 import subprocess
 from pathlib import Path
 
-from exporter.simulator import Fault, SimAccount, SimMeter, VendorSimulator
 from tests.e2e import ExporterProcess, exporter_command, free_port, wait_until
+from tests.support.simulator import Fault, SimAccount, SimMeter, VendorSimulator
 
 KEYS = {
     "auth": "pictai_SECRET_auth_5f1c",

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import pytest
 
-from exporter.simulator import SimAccount, SimMeter, VendorSimulator
 from tests.e2e import REPO, ExporterProcess, free_port, wait_until
 from tests.exposition import samples
+from tests.support.simulator import SimAccount, SimMeter, VendorSimulator
 
 pytestmark = pytest.mark.e2e
 

@@ -32,9 +32,9 @@ from pathlib import Path
 
 import pytest
 
-from exporter.simulator import SimAccount, SimMeter, VendorSimulator
 from tests.e2e import ExporterProcess, wait_until
 from tests.exposition import samples
+from tests.support.simulator import SimAccount, SimMeter, VendorSimulator
 
 pytestmark = pytest.mark.e2e
 

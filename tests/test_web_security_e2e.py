@@ -18,9 +18,9 @@ from pathlib import Path
 import bcrypt
 import pytest
 
-from exporter.simulator import SimAccount, SimMeter, VendorSimulator
 from tests.certs import PKI, make_pki
 from tests.e2e import ExporterProcess, basic, exporter_command, http_get
+from tests.support.simulator import SimAccount, SimMeter, VendorSimulator
 
 pytestmark = pytest.mark.e2e
 

@@ -34,7 +34,6 @@ import pytest
 import yaml
 
 from exporter.durations import parse_duration
-from exporter.simulator import DAY, GB, Fault, SimAccount, SimMeter, VendorSimulator
 from tests.deploy.assets import (
     ALERTMANAGER_CONFIG,
     ALERTS_FILE,
@@ -54,6 +53,7 @@ from tests.deploy.grafana import (
     query_variables,
 )
 from tests.e2e import ExporterProcess, free_port, require_binary, wait_until
+from tests.support.simulator import DAY, GB, Fault, SimAccount, SimMeter, VendorSimulator
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 

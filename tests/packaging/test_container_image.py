@@ -20,9 +20,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 import exporter
-from exporter.simulator import DAY, SimAccount, SimMeter, VendorSimulator
 from tests.e2e import free_port, http_get, require_binary, wait_until
 from tests.packaging.podman import BuiltImage, Podman, build_image, ensure_base_image
+from tests.support.simulator import DAY, SimAccount, SimMeter, VendorSimulator
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
