@@ -219,3 +219,23 @@ def raw_request(provider: str, key: str, extra: str = "") -> bytes:
 
 def connect(sim: VendorSimulator) -> socket.socket:
     return socket.create_connection(("127.0.0.1", sim.port), timeout=5)
+
+
+UNKNOWN_PATHS = [
+    "/",
+    "/pictoryapis/v1/quota",  # the vendor's path without the simulator's prefix
+    "/nowhere/v1/usage",  # no such vendor
+    "/tornado/v2/usage",  # another vendor's path under Tornado's prefix
+    "/piloterr/usage",  # Piloterr's older documented path, not the one we poll
+    "/vertaaux/api/v1/quota/extra",
+]
+
+
+def get_unknown(sim: VendorSimulator, url_path: str) -> httpx.Response:
+    """A GET of a path no vendor serves, with keys that are good somewhere: a wrong
+    base_url must not look like auth."""
+    return httpx.get(
+        f"http://127.0.0.1:{sim.port}{url_path}",
+        headers={"x-api-key": KEYS["tornado"], "Authorization": KEYS["pictory"]},
+        timeout=5,
+    )

@@ -28,8 +28,10 @@ from tests.demo.scenario import (
     KEYS,
     T0,
     UNAUTHORIZED,
+    UNKNOWN_PATHS,
     WRONG_KEY,
     get,
+    get_unknown,
     parse,
 )
 from tests.fakes import FakeClock
@@ -142,24 +144,9 @@ def test_a_request_without_a_key_is_refused(sim: VendorSimulator) -> None:
     assert response.json() == UNAUTHORIZED["vertaaux"]
 
 
-@pytest.mark.parametrize(
-    "url_path",
-    [
-        "/",
-        "/pictoryapis/v1/quota",  # the vendor's path without the simulator's prefix
-        "/nowhere/v1/usage",  # no such vendor
-        "/tornado/v2/usage",  # another vendor's path under Tornado's prefix
-        "/piloterr/usage",  # Piloterr's older documented path, not the one we poll
-        "/vertaaux/api/v1/quota/extra",
-    ],
-)
+@pytest.mark.parametrize("url_path", UNKNOWN_PATHS)
 def test_unknown_paths_are_404(sim: VendorSimulator, url_path: str) -> None:
-    # Even with a key that is good somewhere: a wrong base_url must not look like auth.
-    response = httpx.get(
-        f"http://127.0.0.1:{sim.port}{url_path}",
-        headers={"x-api-key": KEYS["tornado"], "Authorization": KEYS["pictory"]},
-        timeout=5,
-    )
+    response = get_unknown(sim, url_path)
     assert response.status_code == 404
     assert response.json() == {"error": "Not found"}
 

@@ -30,9 +30,11 @@ from tests.demo.scenario import (
     MIB,
     OTHER_PICTORY,
     T0,
+    UNKNOWN_PATHS,
     WRONG_KEY,
     connect,
     get,
+    get_unknown,
     parse,
     path,
     raw_request,
@@ -106,24 +108,9 @@ def test_requests_are_recorded_in_order_by_path_and_key(sim: VendorSimulator) ->
     assert sim.request_counts() == {KEYS["tornado"]: 1, KEYS["pictory"]: 2}
 
 
-@pytest.mark.parametrize(
-    "url_path",
-    [
-        "/",
-        "/pictoryapis/v1/quota",  # the vendor's path without the simulator's prefix
-        "/nowhere/v1/usage",  # no such vendor
-        "/tornado/v2/usage",  # another vendor's path under Tornado's prefix
-        "/piloterr/usage",  # Piloterr's older documented path, not the one we poll
-        "/vertaaux/api/v1/quota/extra",
-    ],
-)
+@pytest.mark.parametrize("url_path", UNKNOWN_PATHS)
 def test_unknown_paths_are_404_and_not_recorded(sim: VendorSimulator, url_path: str) -> None:
-    # Even with a key that is good somewhere: a wrong base_url must not look like auth.
-    response = httpx.get(
-        f"http://127.0.0.1:{sim.port}{url_path}",
-        headers={"x-api-key": KEYS["tornado"], "Authorization": KEYS["pictory"]},
-        timeout=5,
-    )
+    response = get_unknown(sim, url_path)
     assert response.status_code == 404
     assert response.json() == {"error": "Not found"}
     assert sim.requests == []
