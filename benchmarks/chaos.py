@@ -81,7 +81,6 @@ from benchmarks.harness import (
     ProcStats,
     SimulatorProcess,
     account_name,
-    config_text,
     cpu_seconds,
     get,
     make_accounts,
@@ -100,7 +99,8 @@ from benchmarks.soak import (
     check_exposition,
     poll_figures,
 )
-from exporter.simulator import Fault, SimAccount
+from tests.support.config import simulator_config
+from tests.support.simulator import Fault, SimAccount
 
 ACCOUNTS: Final = 50
 SCRAPERS: Final = 10
@@ -706,9 +706,15 @@ def run(duration: float, seed: int) -> dict[str, Any]:
     threads: list[threading.Thread] = []
     accounts, names = chaos_accounts()
     with SimulatorProcess(accounts) as sim:
-        config = config_text(sim, interval=INTERVAL, timeout=TIMEOUT, names=names)
+
+        def name(account: SimAccount) -> str:
+            return names[account.api_key]
+
+        config = simulator_config(sim, name=name, interval=INTERVAL, timeout=TIMEOUT)
         half = {a.api_key: {"timeout": CHANGED_TIMEOUT} for a in accounts[::2]}
-        changed = config_text(sim, interval=INTERVAL, timeout=TIMEOUT, names=names, overrides=half)
+        changed = simulator_config(
+            sim, name=name, overrides=half, interval=INTERVAL, timeout=TIMEOUT
+        )
         with ExporterProcess(config, max_open_files=MAX_OPEN_FILES) as exporter:
             try:
                 return _measure(

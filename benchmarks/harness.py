@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import http.client
-import json
 import math
 import multiprocessing
 import os
@@ -23,14 +22,14 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
-from exporter.simulator import DAY, Fault, SimAccount, SimMeter, VendorSimulator
+from tests.support.simulator import DAY, Fault, SimAccount, SimMeter, VendorSimulator
 
 PROVIDER_ORDER: Final = ("pictory", "tornado", "piloterr", "vidnavigator", "vertaaux")
 
@@ -70,43 +69,6 @@ def make_accounts(count: int, prefix: str = "bench") -> list[SimAccount]:
 def account_name(account: SimAccount) -> str:
     """The `account` label for a simulated key: `bench-pictory-0003` -> `pictory-0003`."""
     return account.api_key.split("-", 1)[1]
-
-
-class Vendors(Protocol):
-    """A `VendorSimulator`, here or in a child process."""
-
-    @property
-    def accounts(self) -> dict[str, SimAccount]: ...
-
-    def base_url(self, provider: str) -> str: ...
-
-
-def config_text(
-    sim: Vendors,
-    *,
-    interval: str,
-    timeout: str,
-    overrides: dict[str, dict[str, str]] | None = None,
-    names: Mapping[str, str] | None = None,
-) -> str:
-    """The YAML a user would write for the simulator's accounts.
-
-    `overrides` maps an API key to per-account fields (`interval`, `timeout`);
-    `names` maps an API key to its `account` name (default: `account_name`). Keys
-    are quoted, so any printable key is taken as it is.
-    """
-    lines = ["global:", f"  interval: {interval}", f"  timeout: {timeout}", "accounts:"]
-    for account in sim.accounts.values():
-        name = (names or {}).get(account.api_key) or account_name(account)
-        lines += [
-            f"  - provider: {account.provider}",
-            f"    account: {name}",
-            f"    api_key: {json.dumps(account.api_key)}",
-            f"    base_url: {sim.base_url(account.provider)}",
-        ]
-        for name, value in (overrides or {}).get(account.api_key, {}).items():
-            lines.append(f"    {name}: {value}")
-    return "\n".join(lines) + "\n"
 
 
 def _quiet_resets(server: socketserver.BaseServer) -> None:

@@ -37,7 +37,7 @@ from typing import Any, Final
 from benchmarks.harness import (
     ExporterProcess,
     SimulatorProcess,
-    config_text,
+    account_name,
     cpu_seconds,
     make_accounts,
     percentile,
@@ -46,8 +46,9 @@ from exporter.config import parse_config
 from exporter.log import configure as configure_logging
 from exporter.poller import Poller, make_client
 from exporter.render import MetricsRenderer
-from exporter.simulator import Fault, VendorSimulator
 from exporter.state import StateStore
+from tests.support.config import simulator_config
+from tests.support.simulator import Fault, VendorSimulator
 
 SLOW_SECONDS: Final = 5.0
 # The slow account's own schedule: its timeout outlasts the vendor's 5 s, and it is
@@ -69,8 +70,12 @@ def measure_http(accounts: int, interval: str, windows: int) -> dict[str, Any]:
     with SimulatorProcess(make_accounts(accounts, prefix="lat")) as sim:
         slow = next(iter(sim.accounts))
         sim.set_fault(slow, Fault(status=200, delay=SLOW_SECONDS))
-        config = config_text(
-            sim, interval=interval, timeout=TIMEOUT, overrides={slow: SLOW_OVERRIDES}
+        config = simulator_config(
+            sim,
+            name=account_name,
+            overrides={slow: SLOW_OVERRIDES},
+            interval=interval,
+            timeout=TIMEOUT,
         )
         with ExporterProcess(config) as exporter:
             latencies: list[float] = []
@@ -126,7 +131,8 @@ def measure_http(accounts: int, interval: str, windows: int) -> dict[str, Any]:
 def measure_render(accounts: int, calls: int) -> dict[str, Any]:
     """MetricsRenderer.render: cache hit, cache miss, and alternating formats."""
     with VendorSimulator(make_accounts(accounts, prefix="render")) as sim:
-        config = parse_config(config_text(sim, interval="1h", timeout="5s"), source="<bench>")
+        text = simulator_config(sim, name=account_name, interval="1h", timeout="5s")
+        config = parse_config(text, source="<bench>")
         store = StateStore()
 
         async def one_round() -> None:

@@ -51,14 +51,15 @@ from benchmarks.harness import (
     ExporterProcess,
     ProcStats,
     SimulatorProcess,
-    config_text,
+    account_name,
     cpu_seconds,
     make_accounts,
     mib,
     percentile,
     proc_stats,
 )
-from exporter.simulator import Fault
+from tests.support.config import simulator_config
+from tests.support.simulator import Fault
 
 SCRAPERS: Final = 20
 # Three keys per vendor: enough for the poller to always have polls in flight.
@@ -297,7 +298,7 @@ def run(duration: float, seed: int, parse_every: int = PARSE_EVERY) -> dict[str,
     stop = threading.Event()
     threads: list[threading.Thread] = []
     with SimulatorProcess(make_accounts(ACCOUNTS, prefix="soak")) as sim:
-        config = config_text(sim, interval=INTERVAL, timeout=TIMEOUT)
+        config = simulator_config(sim, name=account_name, interval=INTERVAL, timeout=TIMEOUT)
         with ExporterProcess(config) as exporter:
             try:
                 return _measure(sim, exporter, duration, parse_every, rng, stop, threads)

@@ -132,7 +132,7 @@ def _main(argv: Sequence[str] | None) -> int:
             probe_args.headers,
         )
     if args_list[:1] == ["demo"]:
-        from exporter.demo import run_demo
+        from exporter.demo.run import run_demo
 
         args = build_parser(demo=True).parse_args(args_list[1:])
         configure(args.log_level, args.log_format)

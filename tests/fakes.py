@@ -1,7 +1,7 @@
 """Test doubles for the narrow unit tests: a settable clock, a scripted vendor and
 ready-made account states.
 
-The behaviour tests talk to real sockets (tests/e2e.py, exporter.simulator); these
+The behaviour tests talk to real sockets (tests/e2e.py, tests/support/simulator.py); these
 are for driving the poller's scheduling deterministically.
 """
 

@@ -28,12 +28,12 @@ import pytest
 from exporter import app as app_module
 from exporter.app import Exporter, ListenAddress
 from exporter.config import Config, load_config
-from exporter.simulator import Fault, SimAccount, SimMeter, VendorSimulator
 from exporter.web import WebSecurity
 from exporter.webconfig import WebConfig, load_web_config
 from tests.e2e import basic, http_get, wait_until
 from tests.exposition import Samples, samples
 from tests.fakes import FakeClock
+from tests.support.simulator import Fault, SimAccount, SimMeter, VendorSimulator
 
 pytestmark = pytest.mark.anyio
 

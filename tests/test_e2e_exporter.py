@@ -15,8 +15,10 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.simulator import Fault, SimAccount, SimMeter, VendorSimulator, demo_accounts
+from exporter.demo.run import demo_accounts
 from tests.e2e import ExporterProcess, http_get, wait_until
+from tests.support.config import last_part, simulator_config
+from tests.support.simulator import Fault, SimAccount, SimMeter, VendorSimulator
 
 SLOW_KEY = "slow-vendor-key-0001"
 
@@ -40,16 +42,10 @@ def simulator() -> Iterator[VendorSimulator]:
 
 
 def write_config(path: Path, sim: VendorSimulator, interval: str = "2s") -> Path:
-    lines = ["global:", f"  interval: {interval}", "  timeout: 1s", "accounts:"]
-    for account in sim.accounts.values():
-        name = "slow" if account.api_key == SLOW_KEY else account.api_key.split("-", 2)[2]
-        lines += [
-            f"  - provider: {account.provider}",
-            f"    account: {name}",
-            f"    api_key: {account.api_key}",
-            f"    base_url: {sim.base_url(account.provider)}",
-        ]
-    path.write_text("\n".join(lines) + "\n")
+    def name(account: SimAccount) -> str:
+        return "slow" if account.api_key == SLOW_KEY else last_part(account)
+
+    path.write_text(simulator_config(sim, name=name, interval=interval, timeout="1s"))
     return path
 
 

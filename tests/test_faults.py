@@ -30,9 +30,10 @@ from exporter.model import Reason
 from exporter.poller import Poller, make_client
 from exporter.providers import PROVIDERS
 from exporter.redaction import REDACTOR, Secret
-from exporter.simulator import Fault, SimAccount, SimMeter, VendorSimulator
 from exporter.state import AccountState, StateStore
 from tests.fakes import FakeClock
+from tests.support.config import account_at, config_text
+from tests.support.simulator import Fault, SimAccount, SimMeter, VendorSimulator
 
 pytestmark = pytest.mark.anyio
 
@@ -110,12 +111,8 @@ class Rig:
 
 @pytest.fixture
 async def rig(simulator: VendorSimulator, logs: io.StringIO) -> AsyncIterator[Rig]:
-    lines = ["global: {interval: 60s, timeout: 1s, max_staleness: 5m}", "accounts:"]
-    for provider, key in KEYS.items():
-        lines.append(
-            f"  - {{provider: {provider}, account: acct, api_key: {key},"
-            f" base_url: '{simulator.base_url(provider)}'}}"
-        )
+    accounts = [account_at(simulator, provider, "acct", key) for provider, key in KEYS.items()]
+    text = config_text(accounts, interval="60s", timeout="1s", max_staleness="5m")
     clock = FakeClock(now=time.time(), start=time.time())
     async with make_client() as client:
         poller = Poller(
@@ -125,8 +122,8 @@ async def rig(simulator: VendorSimulator, logs: io.StringIO) -> AsyncIterator[Ri
             monotonic=clock.monotonic,
             rng=random.Random(3),
         )
-        poller.apply_config(parse_config("\n".join(lines)))
-        rig = Rig(poller, clock, simulator, logs, "\n".join(lines))
+        poller.apply_config(parse_config(text))
+        rig = Rig(poller, clock, simulator, logs, text)
         await rig.step(1)
         for provider in KEYS:
             assert rig.state(provider).up, rig.state(provider).last_error
@@ -275,10 +272,8 @@ async def test_retry_after_holds_off_every_request(rig: Rig) -> None:
 async def test_vidnavigator_key_ban_is_respected(rig: Rig) -> None:
     """A 429 bans the key for a minute: even with a 10 s interval we wait 60 s."""
     key = KEYS["vidnavigator"]
-    text = (
-        "global: {interval: 10s, timeout: 1s}\naccounts:\n"
-        f"  - {{provider: vidnavigator, account: acct, api_key: {key},"
-        f" base_url: '{rig.sim.base_url('vidnavigator')}'}}\n"
+    text = config_text(
+        [account_at(rig.sim, "vidnavigator", "acct", key)], interval="10s", timeout="1s"
     )
     rig.poller.apply_config(parse_config(text))
     await rig.step(1)

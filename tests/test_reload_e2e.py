@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from exporter.simulator import Fault, SimAccount, SimMeter, VendorSimulator
 from tests.e2e import ExporterProcess, wait_until
 from tests.exposition import samples
+from tests.support.config import account_at
+from tests.support.simulator import Fault, SimAccount, SimMeter, VendorSimulator
 
 OLD_KEY = "sk_rotated_out_key_000"
 NEW_KEY = "sk_rotated_in_key_1111"
@@ -60,11 +61,14 @@ def sim() -> Iterator[VendorSimulator]:
         yield simulator
 
 
-def account(sim: VendorSimulator, provider: str, name: str, key_line: str) -> str:
-    return (
-        f"  - provider: {provider}\n    account: {name}\n    {key_line}\n"
-        f"    base_url: {sim.base_url(provider)}\n"
-    )
+def account(
+    sim: VendorSimulator,
+    provider: str,
+    name: str,
+    api_key: str | None = None,
+    api_key_file: Path | None = None,
+) -> str:
+    return account_at(sim, provider, name, api_key, api_key_file=api_key_file).yaml()
 
 
 def test_reload_keeps_adds_removes_and_rotates(sim: VendorSimulator, tmp_path: Path) -> None:
@@ -72,9 +76,9 @@ def test_reload_keeps_adds_removes_and_rotates(sim: VendorSimulator, tmp_path: P
     key_file.write_text(OLD_KEY + "\n")
     config = tmp_path / "config.yml"
     head = "global:\n  interval: 60s\n  timeout: 2s\naccounts:\n"
-    pictory = account(sim, "pictory", "keep", "api_key: pictai_reload_key_01")
-    tornado = account(sim, "tornado", "rotate", f"api_key_file: {key_file}")
-    piloterr = account(sim, "piloterr", "added", "api_key: piloterr_reload_key_02")
+    pictory = account(sim, "pictory", "keep", api_key="pictai_reload_key_01")
+    tornado = account(sim, "tornado", "rotate", api_key_file=key_file)
+    piloterr = account(sim, "piloterr", "added", api_key="piloterr_reload_key_02")
     config.write_text(head + pictory + tornado)
 
     with ExporterProcess(["--config.file", str(config)], tmp_path / "log") as proc:
@@ -141,8 +145,8 @@ def test_an_inflight_poll_of_a_removed_account_is_cancelled(
     sim.set_fault("piloterr_reload_key_02", Fault(delay=30.0))
     config = tmp_path / "config.yml"
     head = "global:\n  interval: 60s\n  timeout: 10s\naccounts:\n"
-    pictory = account(sim, "pictory", "keep", "api_key: pictai_reload_key_01")
-    piloterr = account(sim, "piloterr", "slow", "api_key: piloterr_reload_key_02")
+    pictory = account(sim, "pictory", "keep", api_key="pictai_reload_key_01")
+    piloterr = account(sim, "piloterr", "slow", api_key="piloterr_reload_key_02")
     config.write_text(head + pictory + piloterr)
     proc = ExporterProcess(["--config.file", str(config)], tmp_path / "log").start(wait_ready=False)
     try:
@@ -228,7 +232,7 @@ def test_a_reload_that_cannot_succeed_fails_cleanly(
     web = tmp_path / "web.yml"
     web.write_text("{}\n")
     head = "global:\n  interval: 60s\n  timeout: 2s\naccounts:\n"
-    pictory = account(sim, "pictory", "keep", "api_key: pictai_reload_key_01")
+    pictory = account(sim, "pictory", "keep", api_key="pictai_reload_key_01")
     config.write_text(head + pictory)
     args = ["--config.file", str(config), "--web.config.file", str(web)]
     with ExporterProcess(args, tmp_path / "log") as proc:
@@ -240,7 +244,7 @@ def test_a_reload_that_cannot_succeed_fails_cleanly(
             name = {"FIFO": "key.fifo", "/dev/zero": "key.dev", "huge": "key.huge"}[
                 case.rsplit(" ", 1)[-1]
             ]
-            piloterr = account(sim, "piloterr", "added", f"api_key_file: {tmp_path / name}")
+            piloterr = account(sim, "piloterr", "added", api_key_file=tmp_path / name)
             config.write_text(head + pictory + piloterr)
         status, body = post(proc, "/-/reload", timeout=15)
         assert status == 500, body

@@ -16,8 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote, quote_plus
 
-from exporter.simulator import Fault, SimAccount, SimMeter, VendorSimulator
 from tests.e2e import ExporterProcess, exporter_command, free_port, wait_until
+from tests.support.config import Account, account_at, write_config
+from tests.support.simulator import Fault, SimAccount, SimMeter, VendorSimulator
 from tests.test_redaction import assert_no_fragment
 
 KEYS = {
@@ -67,23 +68,19 @@ def test_no_key_in_any_output(tmp_path: Path) -> None:
             ),
         )
         sim.set_fault(KEYS["file"], Fault(403, f"forbidden for {KEYS['file']}".encode()))
-        config = tmp_path / "config.yml"
-        config.write_text(
-            "global: {interval: 2s, timeout: 1s}\naccounts:\n"
-            f"  - {{provider: pictory, account: auth, api_key: {KEYS['auth']},"
-            f" base_url: '{sim.base_url('pictory')}'}}\n"
-            f"  - {{provider: tornado, account: echo, api_key: {KEYS['echo500']},"
-            f" base_url: '{sim.base_url('tornado')}'}}\n"
-            f"  - {{provider: piloterr, account: parse, api_key: {KEYS['parse']},"
-            f" base_url: '{sim.base_url('piloterr')}'}}\n"
-            f"  - {{provider: vidnavigator, account: slow, api_key: {KEYS['timeout']},"
-            f" base_url: '{sim.base_url('vidnavigator')}'}}\n"
-            f"  - {{provider: vertaaux, account: down, api_key: {KEYS['network']},"
-            f" base_url: 'http://127.0.0.1:{closed_port}'}}\n"
-            f"  - {{provider: vertaaux, account: limited, api_key: {KEYS['ratelimit']},"
-            f" base_url: '{sim.base_url('vertaaux')}'}}\n"
-            f"  - {{provider: tornado, account: file, api_key_file: {key_file},"
-            f" base_url: '{sim.base_url('tornado')}'}}\n"
+        config = write_config(
+            tmp_path / "config.yml",
+            [
+                account_at(sim, "pictory", "auth", KEYS["auth"]),
+                account_at(sim, "tornado", "echo", KEYS["echo500"]),
+                account_at(sim, "piloterr", "parse", KEYS["parse"]),
+                account_at(sim, "vidnavigator", "slow", KEYS["timeout"]),
+                Account("vertaaux", "down", f"http://127.0.0.1:{closed_port}", KEYS["network"]),
+                account_at(sim, "vertaaux", "limited", KEYS["ratelimit"]),
+                account_at(sim, "tornado", "file", api_key_file=key_file),
+            ],
+            interval="2s",
+            timeout="1s",
         )
         proc = ExporterProcess(
             ["--config.file", str(config), "--log.level", "debug"], tmp_path / "log"

@@ -24,9 +24,11 @@ from pathlib import Path
 
 import pytest
 
-from exporter.simulator import SimAccount, SimMeter, VendorSimulator
 from tests.e2e import REPO, ExporterProcess, free_port, wait_until
 from tests.exposition import samples
+from tests.support import config as support_config
+from tests.support.config import account_at
+from tests.support.simulator import SimAccount, SimMeter, VendorSimulator
 
 pytestmark = pytest.mark.e2e
 
@@ -46,12 +48,8 @@ def sim() -> Iterator[VendorSimulator]:
 def write_config(
     path: Path, sim: VendorSimulator, interval: str = "10m", timeout: str = "2s"
 ) -> Path:
-    path.write_text(
-        f"global:\n  interval: {interval}\n  timeout: {timeout}\naccounts:\n"
-        f"  - provider: pictory\n    account: a\n    api_key: {KEY}\n"
-        f"    base_url: {sim.base_url('pictory')}\n"
-    )
-    return path
+    accounts = [account_at(sim, "pictory", "a", KEY)]
+    return support_config.write_config(path, accounts, interval=interval, timeout=timeout)
 
 
 @dataclass

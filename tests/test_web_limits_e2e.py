@@ -32,9 +32,10 @@ from pathlib import Path
 
 import pytest
 
-from exporter.simulator import SimAccount, SimMeter, VendorSimulator
 from tests.e2e import ExporterProcess, wait_until
 from tests.exposition import samples
+from tests.support.config import account_at, write_config
+from tests.support.simulator import SimAccount, SimMeter, VendorSimulator
 
 pytestmark = pytest.mark.e2e
 
@@ -227,16 +228,15 @@ def test_metrics_answers_while_5000_idle_and_slowloris_connections_are_held(
         for i in range(4)
     ]
     with VendorSimulator(accounts) as sim, raised_nofile(ATTACKERS + 500):
-        config = tmp_path / "config.yml"
-        lines = ["global:", "  interval: 1s", "  timeout: 500ms", "accounts:"]
-        for i, account in enumerate(accounts):
-            lines += [
-                "  - provider: tornado",
-                f"    account: a{i}",
-                f"    api_key: {account.api_key}",
-                f"    base_url: {sim.base_url('tornado')}",
-            ]
-        config.write_text("\n".join(lines) + "\n")
+        config = write_config(
+            tmp_path / "config.yml",
+            [
+                account_at(sim, "tornado", f"a{i}", account.api_key)
+                for i, account in enumerate(accounts)
+            ],
+            interval="1s",
+            timeout="500ms",
+        )
         cgroup = memory_cgroup(f"sqe-limits-{os.getpid()}")
         memory_bound = "cgroup v2 memory.max 128M" if cgroup else "VmHWM < 128 MiB"
         proc = ExporterProcess(["--config.file", str(config)], tmp_path / "exporter.log")

@@ -18,9 +18,10 @@ from pathlib import Path
 import bcrypt
 import pytest
 
-from exporter.simulator import SimAccount, SimMeter, VendorSimulator
 from tests.certs import PKI, make_pki
 from tests.e2e import ExporterProcess, basic, exporter_command, http_get
+from tests.support.config import account_at, write_config
+from tests.support.simulator import SimAccount, SimMeter, VendorSimulator
 
 pytestmark = pytest.mark.e2e
 
@@ -50,13 +51,8 @@ def pki(workdir: Path) -> PKI:
 def config_file(workdir: Path) -> Iterator[Path]:
     account = SimAccount("tornado", API_KEY, {"jobs": SimMeter(limit=None, start=5)})
     with VendorSimulator([account]) as sim:
-        path = workdir / "config.yml"
-        path.write_text(
-            "global:\n  interval: 1m\n  timeout: 2s\naccounts:\n"
-            "  - provider: tornado\n    account: pipeline\n"
-            f"    api_key: {API_KEY}\n    base_url: {sim.base_url('tornado')}\n"
-        )
-        yield path
+        accounts = [account_at(sim, "tornado", "pipeline", API_KEY)]
+        yield write_config(workdir / "config.yml", accounts, interval="1m", timeout="2s")
 
 
 def start(

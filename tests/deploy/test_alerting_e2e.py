@@ -34,7 +34,6 @@ import pytest
 import yaml
 
 from exporter.durations import parse_duration
-from exporter.simulator import DAY, GB, Fault, SimAccount, SimMeter, VendorSimulator
 from tests.deploy.assets import (
     ALERTMANAGER_CONFIG,
     ALERTS_FILE,
@@ -54,6 +53,8 @@ from tests.deploy.grafana import (
     query_variables,
 )
 from tests.e2e import ExporterProcess, free_port, require_binary, wait_until
+from tests.support.config import account_at, write_config
+from tests.support.simulator import DAY, GB, Fault, SimAccount, SimMeter, VendorSimulator
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
@@ -317,16 +318,10 @@ def write_alertmanager_config(path: Path, webhook: Webhook) -> Path:
 
 
 def write_exporter_config(path: Path, sim: VendorSimulator) -> Path:
-    lines = ["global:", "  interval: 1s", "  timeout: 800ms", "accounts:"]
-    for key, (provider, account) in ACCOUNTS.items():
-        lines += [
-            f"  - provider: {provider}",
-            f"    account: {account}",
-            f"    api_key: {key}",
-            f"    base_url: {sim.base_url(provider)}",
-        ]
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    accounts = [
+        account_at(sim, provider, account, key) for key, (provider, account) in ACCOUNTS.items()
+    ]
+    return write_config(path, accounts, interval="1s", timeout="800ms")
 
 
 @pytest.fixture

@@ -20,9 +20,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 import exporter
-from exporter.simulator import DAY, SimAccount, SimMeter, VendorSimulator
 from tests.e2e import free_port, http_get, require_binary, wait_until
 from tests.packaging.podman import BuiltImage, Podman, build_image, ensure_base_image
+from tests.support.config import account_at, write_config
+from tests.support.simulator import DAY, SimAccount, SimMeter, VendorSimulator
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -151,16 +152,11 @@ def test_runs_read_only_as_non_root_against_a_stand_in_vendor(
     tmp_path: Path,
 ) -> None:
     port = free_port()
-    config = tmp_path / "config.yml"
-    config.write_text(
-        "global:\n"
-        "  interval: 1m\n"
-        "  timeout: 5s\n"
-        "accounts:\n"
-        "  - provider: piloterr\n"
-        "    account: container-test\n"
-        f"    api_key_file: {KEY_PATH}\n"
-        f"    base_url: http://127.0.0.1:{vendor.port}/piloterr\n"
+    config = write_config(
+        tmp_path / "config.yml",
+        [account_at(vendor, "piloterr", "container-test", api_key_file=KEY_PATH)],
+        interval="1m",
+        timeout="5s",
     )
     config.chmod(0o644)
     key = tmp_path / "piloterr-api-key"

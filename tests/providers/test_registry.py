@@ -202,9 +202,8 @@ def _vendor_name_literals(path: Path) -> set[str]:
 def test_no_module_outside_providers_branches_on_a_vendor_name() -> None:
     # Adding a vendor touches its module and the registry line, nothing else
     # (CONTRIBUTING.md, Adding a vendor): config, poller, collector and web look vendors up in
-    # PROVIDERS. The one known exception is the demo's simulator, which plays every
-    # vendor and so necessarily knows their bodies; a vendor without a simulated body
-    # is simply not in the demo.
+    # PROVIDERS. The demo's simulated vendors (exporter/demo/vendors/) name theirs
+    # through their adapter's module, not a literal.
     package = Path(exporter.__file__).parent
     offenders = {
         str(path.relative_to(package))
@@ -212,7 +211,7 @@ def test_no_module_outside_providers_branches_on_a_vendor_name() -> None:
         if "providers" not in path.relative_to(package).parts
         if _vendor_name_literals(path)
     }
-    assert offenders == {"simulator.py"}
+    assert offenders == set()
 
 
 # --- key warnings ---------------------------------------------------------------------

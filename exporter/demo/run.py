@@ -11,14 +11,31 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import sys
+from collections.abc import Mapping
 from typing import Final
 
 from exporter.app import Exporter, ListenAddress
 from exporter.config import Config, parse_config
-from exporter.simulator import VendorSimulator, demo_accounts
+from exporter.demo.simulator import VendorSimulator
+from exporter.demo.vendors import SIMULATED
+from exporter.demo.vendors.base import SimAccount, SimulatedVendor
 
 # Short enough that the numbers move while you watch; the simulator has no rate limit.
 DEMO_INTERVAL: Final = "15s"
+
+
+def demo_accounts(vendors: Mapping[str, SimulatedVendor] = SIMULATED) -> list[SimAccount]:
+    """The demo's accounts: usage that moves within minutes, some meters near their caps.
+
+    Each simulated vendor brings its own (exporter/demo/vendors/); a vendor without
+    a simulation has none. Rates are chosen so a demo left running for ten minutes
+    has something for each dashboard and quota alert: Piloterr runs out, Pictory's
+    video minutes approach their cap, the rest burn slowly. The VertaaUX free
+    account is exhausted from the start on purpose: its 3 audits a day run out daily
+    by design, and the bundled alerts leave the free tier alone (see
+    deploy/prometheus/saas-quota.alerts.yml).
+    """
+    return [account for vendor in vendors.values() for account in vendor.demo_accounts]
 
 
 def demo_config_text(sim: VendorSimulator) -> str:

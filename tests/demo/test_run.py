@@ -20,11 +20,18 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.app import ListenAddress
 from exporter.config import load_config, parse_config
-from exporter.demo import DEMO_INTERVAL, demo_config_text, load_demo_config, run_demo
+from exporter.demo.run import (
+    DEMO_INTERVAL,
+    demo_accounts,
+    demo_config_text,
+    load_demo_config,
+    run_demo,
+)
+from exporter.demo.simulator import DAY, VendorSimulator
+from exporter.demo.vendors import SIMULATED
 from exporter.durations import parse_duration
 from exporter.model import MeterReading
-from exporter.providers import PROVIDERS, PYTHON_PROVIDERS
-from exporter.simulator import DAY, VendorSimulator, demo_accounts
+from exporter.providers import PROVIDERS
 from tests.e2e import ExporterProcess, wait_until
 from tests.fakes import FakeClock
 
@@ -80,14 +87,26 @@ def samples(text: str, name: str) -> dict[tuple[str, str, str], float]:
 # --- accounts and config ----------------------------------------------------------------
 
 
-def test_demo_accounts_cover_all_five_providers_with_distinct_keys() -> None:
+def test_demo_accounts_cover_every_simulated_vendor_with_distinct_keys() -> None:
     accounts = demo_accounts()
-    # The five Python adapters; simulated declarative vendors come with the demo's own change.
-    assert {a.provider for a in accounts} == {p.name for p in PYTHON_PROVIDERS}
+    assert {a.provider for a in accounts} == set(SIMULATED)
+    assert set(SIMULATED) <= set(PROVIDERS)
     assert len({a.api_key for a in accounts}) == len(accounts)
     # demo_config_text names each account after the third part of its key.
     for account in accounts:
         assert account.api_key.startswith(f"demo-{account.provider}-"), account.api_key
+
+
+def test_a_vendor_without_a_simulation_is_simply_not_in_the_demo(clock: FakeClock) -> None:
+    # Simulating a vendor is optional (CONTRIBUTING.md): leave each one out in turn.
+    for left_out in SIMULATED:
+        vendors = {name: v for name, v in SIMULATED.items() if name != left_out}
+        accounts = demo_accounts(vendors)
+        assert accounts, left_out
+        assert {a.provider for a in accounts} == set(vendors)
+        with VendorSimulator(accounts, clock=clock.time, vendors=vendors) as sim:
+            config = load_demo_config(sim)
+        assert {a.provider for a in config.accounts} == set(vendors)
 
 
 def test_demo_config_loads_and_points_every_account_at_the_simulator(

@@ -1,10 +1,9 @@
-"""The vendor simulator over real loopback sockets: bodies, auth, and every fault.
+"""The tests' vendor simulator (tests/support/simulator.py): every fault as a client
+sees it, and the record of what reached the vendor.
 
-The demo and the end-to-end tests trust the simulator to answer as the five vendors
-do, so its bodies are checked with the project's own parsers, against meters set up
-here and a clock that only moves when a test says so. The faults are checked as a
-client sees them: a status, a reset connection, a stream cut short, a late answer,
-and a client that gives up on a late answer (what a cancelled poll looks like).
+A status, a reset connection, a stream cut short, a late answer, a client that gives
+up on a late answer (what a cancelled poll looks like), a gzip bomb and a dripped
+body; and every request on record by path and key, refused ones included.
 """
 
 from __future__ import annotations
@@ -21,184 +20,28 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from exporter.model import MeterReading, PollError, Readings, Reason
+from exporter.model import MeterReading, PollError, Reason
 from exporter.providers import PROVIDERS
-from exporter.simulator import DAY, GB, Fault, SimAccount, SimMeter, VendorSimulator
+from tests.demo.scenario import (
+    ACCOUNTS,
+    ELAPSED,
+    EXPECTED,
+    KEYS,
+    MIB,
+    OTHER_PICTORY,
+    T0,
+    UNKNOWN_PATHS,
+    WRONG_KEY,
+    connect,
+    get,
+    get_unknown,
+    parse,
+    path,
+    raw_request,
+)
 from tests.e2e import wait_until
 from tests.fakes import FakeClock
-
-# 2027-01-16T00:00:00Z. Midnight, so that Piloterr's date-only fields (period,
-# renewal, key expiry) name the exact instants set up below.
-T0 = 20834 * DAY
-# Seconds after the start at which most tests read: every rate below is a power of
-# two, so usage at this point is exact in binary floats.
-ELAPSED = 100.0
-
-KEYS = {
-    "pictory": "pictai_sim_key_0001",
-    "tornado": "sk_sim_key_tornado_0002",
-    "piloterr": "piloterr-sim-key-0003",
-    "vidnavigator": "vidnav-sim-key-0004",
-    "vertaaux": "vx_live_sim_key_0005",
-}
-OTHER_PICTORY = "pictai_sim_key_other"
-WRONG_KEY = "not-a-key-anyone-has"
-MIB = 2**20
-
-ACCOUNTS = [
-    SimAccount(
-        "pictory",
-        KEYS["pictory"],
-        {
-            "video_minutes": SimMeter(limit=600, start=420, rate=0.5),
-            "transcription_minutes": SimMeter(limit=600, start=12),
-            "voiceover_minutes": SimMeter(limit=0),
-            "ai_credits": SimMeter(limit=3000, start=140.5, rate=0.25),
-        },
-    ),
-    SimAccount(
-        "tornado",
-        KEYS["tornado"],
-        {
-            "storage_gb": SimMeter(limit=1024, start=700, rate=0.25),
-            "jobs": SimMeter(limit=None, start=1200, rate=0.5),
-        },
-        reset_in=12 * DAY,
-    ),
-    SimAccount(
-        "piloterr",
-        KEYS["piloterr"],
-        {"api_credits": SimMeter(limit=2000, start=1700, rate=0.5)},
-        reset_in=4 * DAY,
-    ),
-    SimAccount(
-        "vidnavigator",
-        KEYS["vidnavigator"],
-        {
-            "credits": SimMeter(limit=80, start=27.5, rate=0.125),
-            "storage_gb": SimMeter(limit=500, start=120, rate=0.25),
-        },
-        plan="voyager",
-        reset_in=20 * DAY,
-    ),
-    SimAccount(
-        "vertaaux",
-        KEYS["vertaaux"],
-        {"credits": SimMeter(limit=1000, start=40, rate=0.25)},
-        reset_in=DAY,
-        period_length=DAY,
-    ),
-    # A second key at one vendor: faults are per key, not per vendor.
-    SimAccount("pictory", OTHER_PICTORY, {"ai_credits": SimMeter(limit=50, start=5)}),
-]
-
-# What each parser must make of its vendor's body at ELAPSED, worked out by hand from
-# ACCOUNTS (minutes x 60, GB x 2**30, resets at T0 + reset_in, periods of 30 days).
-EXPECTED = {
-    "pictory": Readings(
-        meters=(
-            MeterReading("video_seconds", "seconds", used=470 * 60, limit=600 * 60),
-            MeterReading("transcription_seconds", "seconds", used=12 * 60, limit=600 * 60),
-            # A limit of 0 is a real limit (no voice-over in the plan), not "unknown".
-            MeterReading("voiceover_seconds", "seconds", used=0, limit=0),
-            MeterReading("ai_credits", "credits", used=165.5, limit=3000),
-        )
-    ),
-    "tornado": Readings(
-        meters=(
-            MeterReading(
-                "storage_bytes", "bytes", used=725 * GB, limit=1024 * GB, remaining=299 * GB
-            ),
-            MeterReading("storage_reserved_bytes", "bytes", used=0),
-            MeterReading("jobs", "jobs", used=1250),
-            MeterReading(
-                "billing_period_transfer_bytes",
-                "bytes",
-                used=362.5 * GB,
-                reset_timestamp=T0 + 12 * DAY,
-                period_start_timestamp=T0 - 18 * DAY,
-            ),
-        ),
-        account_info=(("client_name", "Demo Pipeline"),),
-    ),
-    "piloterr": Readings(
-        meters=(
-            MeterReading(
-                "api_credits",
-                "credits",
-                used=1750,
-                limit=2000,
-                remaining=250,
-                reset_timestamp=T0 + 4 * DAY,
-                period_start_timestamp=T0 - 26 * DAY,
-            ),
-            MeterReading("extra_credits", "credits", used=0, limit=0, remaining=0),
-            MeterReading("credits", "credits", used=1750, remaining=250),
-            MeterReading("key_requests_rolling_24h", "requests", limit=500),
-        ),
-        account_info=(("key_alias", "demo"), ("key_category", "production")),
-        api_key_expiry_timestamp=T0 + 14 * DAY,
-        api_key_active=True,
-        rate_limits=(("minute", 600),),
-    ),
-    "vidnavigator": Readings(
-        meters=(
-            MeterReading(
-                "credits",
-                "credits",
-                used=40,
-                limit=80,
-                remaining=40,
-                reset_timestamp=T0 + 20 * DAY,
-                period_start_timestamp=T0 - 10 * DAY,
-            ),
-            MeterReading("indexed_channels", "channels", used=2, limit=15, remaining=13),
-            MeterReading("purchased_credits", "credits", remaining=5),
-            MeterReading(
-                "standard_requests",
-                "requests",
-                used=40_000,
-                reset_timestamp=T0 + 20 * DAY,
-                period_start_timestamp=T0 - 10 * DAY,
-            ),
-            MeterReading(
-                "storage_bytes", "bytes", used=145 * GB, limit=500 * GB, remaining=355 * GB
-            ),
-            MeterReading(
-                "transcription_seconds",
-                "seconds",
-                used=10 * 3600,
-                reset_timestamp=T0 + 20 * DAY,
-                period_start_timestamp=T0 - 10 * DAY,
-            ),
-        ),
-        account_info=(
-            ("billing_interval", "month"),
-            ("cancel_at_period_end", "false"),
-            ("plan", "voyager"),
-            ("plan_name", "Voyager"),
-            ("schema_generation", "g3"),
-            ("subscription_status", "active"),
-        ),
-    ),
-    "vertaaux": Readings(
-        meters=(
-            MeterReading(
-                "credits", "credits", used=65, limit=1000, remaining=935, reset_timestamp=T0 + DAY
-            ),
-        ),
-        account_info=(("plan", "pro"),),
-    ),
-}
-
-# The 401 bodies docs/providers/ documents, one envelope per vendor.
-UNAUTHORIZED = {
-    "pictory": {"message": "Unauthorized"},
-    "tornado": {"error": "Invalid API Key"},
-    "piloterr": {"error": "Invalid API Key"},
-    "vidnavigator": {"status": "error", "error": "unauthorized", "message": "Invalid API key"},
-    "vertaaux": {"error": "unauthorized", "message": "Invalid or missing API key"},
-}
+from tests.support.simulator import Fault, VendorSimulator
 
 
 @pytest.fixture
@@ -213,138 +56,37 @@ def sim(clock: FakeClock) -> Iterator[VendorSimulator]:
         yield simulator
 
 
-def path(provider: str) -> str:
-    """The path the simulator serves a vendor's endpoint under."""
-    return f"/{provider}{PROVIDERS[provider].path}"
-
-
-def get(
-    sim: VendorSimulator, provider: str, key: str | None, timeout: float = 5.0
-) -> httpx.Response:
-    """One request as the exporter sends it: the vendor's path and auth header."""
-    headers = PROVIDERS[provider].auth_headers(key) if key is not None else {}
-    url = sim.base_url(provider) + PROVIDERS[provider].path
-    return httpx.get(url, headers=headers, timeout=timeout)
-
-
-def parse(provider: str, response: httpx.Response) -> Readings:
-    """The project's own adapter on a response (it takes lower-case header names)."""
-    headers = {name.lower(): value for name, value in response.headers.items()}
-    return PROVIDERS[provider].parse(response.status_code, headers, response.content)
-
-
-def raw_request(provider: str, key: str, extra: str = "") -> bytes:
-    auth = PROVIDERS[provider].auth_headers(key)
-    lines = [f"GET {path(provider)} HTTP/1.1", "Host: 127.0.0.1"]
-    lines += [f"{name}: {value}" for name, value in auth.items()]
-    return ("\r\n".join(lines) + "\r\n" + extra + "\r\n").encode()
-
-
-def connect(sim: VendorSimulator) -> socket.socket:
-    return socket.create_connection(("127.0.0.1", sim.port), timeout=5)
-
-
-def test_the_simulator_serves_until_stopped(clock: FakeClock) -> None:
-    with VendorSimulator(ACCOUNTS, port=0, clock=clock.time) as simulator:
-        # Port 0 asks for a free port; base_url names the one it got.
-        assert simulator.port != 0
-        assert simulator.base_url("tornado") == f"http://127.0.0.1:{simulator.port}/tornado"
-        assert get(simulator, "tornado", KEYS["tornado"]).status_code == 200
-    with pytest.raises(ConnectionRefusedError):
-        socket.create_connection(("127.0.0.1", simulator.port), timeout=5).close()
-
-
-# --- bodies -------------------------------------------------------------------------
+# --- the record of requests -----------------------------------------------------------
 
 
 @pytest.mark.parametrize("provider", list(KEYS))
-def test_each_vendor_answers_its_key_with_a_body_its_parser_reads_exactly(
-    sim: VendorSimulator, clock: FakeClock, provider: str
+def test_each_vendors_request_is_on_record_by_path_and_key(
+    sim: VendorSimulator, provider: str
 ) -> None:
-    clock.advance(ELAPSED)
-    response = get(sim, provider, KEYS[provider])
-    assert response.status_code == 200
-    assert response.headers["content-type"] == "application/json"
-    # Exact equality: no problems, no warnings, every value as set up in ACCOUNTS.
-    assert parse(provider, response) == EXPECTED[provider]
+    assert get(sim, provider, KEYS[provider]).status_code == 200
     assert sim.requests == [(path(provider), KEYS[provider])]
 
 
-def test_vertaaux_rate_limit_headers_agree_with_its_body(
-    sim: VendorSimulator, clock: FakeClock
-) -> None:
-    # The adapter falls back to these headers when the body lacks a field, so the
-    # simulator's must say what its body says.
-    clock.advance(ELAPSED)
-    response = get(sim, "vertaaux", KEYS["vertaaux"])
-    assert response.headers["x-ratelimit-limit"] == "1000"
-    assert response.headers["x-ratelimit-remaining"] == "935"
-    assert response.headers["x-ratelimit-reset"] == str(int(T0 + DAY))
-    assert response.json()["reset_date"] == "2027-01-17T00:00:00.000Z"
-
-
-def test_simmeter_grows_linearly_caps_at_its_limit_and_wraps_at_its_period() -> None:
-    meter = SimMeter(limit=10, start=2, rate=1, period=100)
-    assert [meter.used(t) for t in (0, 5, 8, 50, 99)] == [2, 7, 10, 10, 10]
-    assert meter.used(103) == 5, "a new period starts again from `start`"
-    assert SimMeter(limit=None, start=2, rate=1).used(1000) == 1002, "no limit, no cap"
-
-
-def test_usage_over_http_follows_the_injected_clock(sim: VendorSimulator, clock: FakeClock) -> None:
-    def video_used() -> float | None:
-        readings = parse("pictory", get(sim, "pictory", KEYS["pictory"]))
-        return readings.meters[0].used
-
-    seen = [video_used()]
-    for step in (ELAPSED, 900, 30 * DAY - 900):  # to 100 s, 1000 s, 30 days + 100 s
-        clock.advance(step)
-        seen.append(video_used())
-    # 420 minutes + 0.5/s, capped at 600, back to 470 one 30-day period later.
-    assert seen == [420 * 60, 470 * 60, 600 * 60, 470 * 60]
-
-
-# --- auth and paths -----------------------------------------------------------------
-
-
 @pytest.mark.parametrize("provider", list(KEYS))
-def test_a_wrong_key_gets_a_401_in_the_vendors_own_shape(
+def test_a_refused_request_is_still_on_record_with_its_key(
     sim: VendorSimulator, provider: str
 ) -> None:
-    response = get(sim, provider, WRONG_KEY)
-    assert response.status_code == 401
-    assert response.json() == UNAUTHORIZED[provider]
-    # The adapter reads it as an auth failure, as it would the real vendor's.
-    with pytest.raises(PollError) as caught:
-        parse(provider, response)
-    assert caught.value.reason is Reason.AUTH
+    assert get(sim, provider, WRONG_KEY).status_code == 401
     # Refused requests are still requests: the key they carried is on record.
     assert sim.requests == [(path(provider), WRONG_KEY)]
     assert sim.request_count(WRONG_KEY) == 1
 
 
-def test_a_key_is_good_only_at_its_own_vendor(sim: VendorSimulator) -> None:
+def test_a_key_at_the_wrong_vendor_is_counted(sim: VendorSimulator) -> None:
     # Tornado and Piloterr both read `x-api-key`: the header fits, the account does not.
-    response = get(sim, "piloterr", KEYS["tornado"])
-    assert response.status_code == 401
-    assert response.json() == UNAUTHORIZED["piloterr"]
+    assert get(sim, "piloterr", KEYS["tornado"]).status_code == 401
     assert sim.request_count(KEYS["tornado"]) == 1
 
 
-def test_pictory_takes_the_raw_key_not_a_bearer_token(sim: VendorSimulator) -> None:
-    # docs/providers/pictory.md: `Authorization: <key>`, no "Bearer".
-    url = sim.base_url("pictory") + PROVIDERS["pictory"].path
-    response = httpx.get(url, headers={"Authorization": f"Bearer {KEYS['pictory']}"}, timeout=5)
-    assert response.status_code == 401
-    assert response.json() == UNAUTHORIZED["pictory"]
-
-
-def test_a_request_without_a_key_is_refused_and_recorded_without_one(
-    sim: VendorSimulator,
-) -> None:
-    response = get(sim, "vertaaux", None)
-    assert response.status_code == 401
-    assert response.json() == UNAUTHORIZED["vertaaux"]
+def test_a_request_without_a_key_is_recorded_without_one(sim: VendorSimulator) -> None:
+    assert get(sim, "vertaaux", None).status_code == 401
     assert sim.requests == [(path("vertaaux"), None)]
+    assert sim.request_counts() == {}
 
 
 def test_requests_are_recorded_in_order_by_path_and_key(sim: VendorSimulator) -> None:
@@ -363,26 +105,12 @@ def test_requests_are_recorded_in_order_by_path_and_key(sim: VendorSimulator) ->
     ]
     assert sim.request_count(KEYS["pictory"]) == 2
     assert sim.request_count(KEYS["vertaaux"]) == 0
+    assert sim.request_counts() == {KEYS["tornado"]: 1, KEYS["pictory"]: 2}
 
 
-@pytest.mark.parametrize(
-    "url_path",
-    [
-        "/",
-        "/pictoryapis/v1/quota",  # the vendor's path without the simulator's prefix
-        "/nowhere/v1/usage",  # no such vendor
-        "/tornado/v2/usage",  # another vendor's path under Tornado's prefix
-        "/piloterr/usage",  # Piloterr's older documented path, not the one we poll
-        "/vertaaux/api/v1/quota/extra",
-    ],
-)
+@pytest.mark.parametrize("url_path", UNKNOWN_PATHS)
 def test_unknown_paths_are_404_and_not_recorded(sim: VendorSimulator, url_path: str) -> None:
-    # Even with a key that is good somewhere: a wrong base_url must not look like auth.
-    response = httpx.get(
-        f"http://127.0.0.1:{sim.port}{url_path}",
-        headers={"x-api-key": KEYS["tornado"], "Authorization": KEYS["pictory"]},
-        timeout=5,
-    )
+    response = get_unknown(sim, url_path)
     assert response.status_code == 404
     assert response.json() == {"error": "Not found"}
     assert sim.requests == []
