@@ -380,7 +380,7 @@ def test_every_alert_fires_in_a_unit_test_exactly_at_the_end_of_its_for() -> Non
     [
         ("silent for unlimited meters", METER_ALERTS),
         ("silent for limit-0 meters", METER_ALERTS),
-        ("silent for VertaaUX free-tier quotas", METER_ALERTS),
+        ("silent for meters whose thresholds say they run out by design", METER_ALERTS),
         ("silent when the exporter is up but has no quota data", set(alert_names())),
     ],
 )
