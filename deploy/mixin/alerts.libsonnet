@@ -170,44 +170,49 @@ local annotations(c) = {
             annotations: annotations(cfg).exhaustedAnnotations,
           },
           {
-            // Meters with a reset time: both the current (1h) and the sustained (6h)
-            // burn rate would use up what is left before the window resets. Meters
-            // without a reset time (lifetime or capacity quotas): both would use it up
-            // within the forecast horizon.
+            // The forecast, tuned with benchmarks/backtest.py on 30-day traces:
+            //  - it starts when the 7-day burn rate (a whole weekly cycle) AND the
+            //    current 1h and 6h rates all use up what is left within the horizon
+            //    (until the reset, or the horizon for meters without one): the long
+            //    rate rejects weekday peaks, the short ones a burst that has stopped;
+            //  - once firing it holds while the 7-day rate alone still says so
+            //    (hysteresis through its own ALERTS series), so weekends, nights and
+            //    quiet hours do not resolve it and re-fire it the next morning;
+            //  - a burn so fast that the 1h and 6h rates use up the rest within
+            //    fastForecastSeconds fires on its own, without waiting for the week;
+            //  - keep_firing_for bridges exporter outages, whose missing samples
+            //    would otherwise end the episode and start another one.
             alert: 'SaasQuotaPredictedExhaustion',
             expr: |||
               (
-                (
-                  provider_account_meter:saas_quota_seconds_to_exhaustion:deriv1h > 0
-                  < %(meter)s (saas_quota_reset_timestamp_seconds - time())
-                )
+                provider_account_meter:saas_quota_seconds_to_exhaustion:rate7d > 0
+                < %(meter)s %(horizon)s
                 and %(meter)s
                 (
+                  provider_account_meter:saas_quota_seconds_to_exhaustion:deriv1h > 0
+                  < %(meter)s %(horizon)s
+                  and %(meter)s
                   provider_account_meter:saas_quota_seconds_to_exhaustion:deriv6h
-                  < %(meter)s (saas_quota_reset_timestamp_seconds - time())
+                  < %(meter)s %(horizon)s
+                  or %(meter)s
+                  ALERTS{alertname="SaasQuotaPredictedExhaustion", alertstate="firing"}
                 )
-                or
-                (
-                  (
-                    provider_account_meter:saas_quota_seconds_to_exhaustion:deriv1h > 0
-                    < %(meter)s group_left () %(horizon)s
-                    and %(meter)s
-                    provider_account_meter:saas_quota_seconds_to_exhaustion:deriv6h
-                    < %(meter)s group_left () %(horizon)s
-                  )
-                  or
-                  (
-                    provider_account_meter:saas_quota_seconds_to_exhaustion:deriv1h > 0 < %(default)s
-                    and %(meter)s
-                    provider_account_meter:saas_quota_seconds_to_exhaustion:deriv6h < %(default)s
-                  )
-                  unless %(meter)s %(horizon)s
-                )
-                unless %(meter)s saas_quota_reset_timestamp_seconds
               )
-              unless %(meter)s (%(horizon)s == 0)
-            ||| % { meter: meter, horizon: horizon, default: num(cfg.forecastHorizonSeconds) },
+              or
+              (
+                provider_account_meter:saas_quota_seconds_to_exhaustion:deriv1h > 0 < %(fast)s
+                < %(meter)s %(horizon)s
+                and %(meter)s
+                provider_account_meter:saas_quota_seconds_to_exhaustion:deriv6h < %(fast)s
+                < %(meter)s %(horizon)s
+              )
+            ||| % {
+              meter: meter,
+              horizon: 'provider_account_meter:saas_quota_forecast_horizon_seconds:effective',
+              fast: num(cfg.fastForecastSeconds),
+            },
             'for': cfg['for'].predictedExhaustion,
+            keep_firing_for: cfg.keepFiringFor.predictedExhaustion,
             labels: { severity: 'warning' },
             annotations: annotations(cfg).predictedExhaustionAnnotations,
           },

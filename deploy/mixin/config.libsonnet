@@ -26,6 +26,9 @@
     // SaasQuotaPredictedExhaustion for meters without a reset time, in seconds, for
     // meters that export no saas_quota_alert_forecast_horizon_seconds.
     forecastHorizonSeconds: 604800,  // 7 days
+    // SaasQuotaPredictedExhaustion fires without waiting for the 7-day rate when the
+    // 1h and 6h rates use up what is left within this many seconds.
+    fastForecastSeconds: 172800,  // 2 days
     // Seconds since the last successful poll before SaasQuotaDataStale.
     staleAfterSeconds: 1800,  // 30 minutes
     // Seconds before the API key expires for SaasQuotaApiKeyExpiring.
@@ -35,7 +38,7 @@
     'for': {
       almostExhausted: '15m',
       exhausted: '5m',
-      predictedExhaustion: '30m',
+      predictedExhaustion: '3h',
       burningTooFast: '1h',
       pollFailing: '15m',
       credentialsRejected: '10m',
@@ -44,6 +47,12 @@
       exporterAbsent: '15m',
       apiKeyExpiring: '1h',
       configReloadFailed: '10m',
+    },
+
+    // `keep_firing_for:` (Prometheus >= 2.42): how long an alert keeps firing after its
+    // expression stops returning it, e.g. while the exporter is down.
+    keepFiringFor: {
+      predictedExhaustion: '3h',
     },
 
     // runbook_url is this base + the alert name in lower case (a docs/runbooks.md anchor).
