@@ -58,7 +58,7 @@ local annotations(c) = {
   predictedExhaustionAnnotations: {
     summary: "A SaaS quota is forecast to run out.",
     description: std.join(' ', [
-      "At its current burn rate {{ $labels.provider }} account {{ $labels.account }} uses up its {{ $labels.meter }} quota in {{ $value | humanizeDuration }}",
+      "At its recent burn rate {{ $labels.provider }} account {{ $labels.account }} uses up its {{ $labels.meter }} quota in {{ $value | humanizeDuration }}",
       "{{- with printf `saas_quota_reset_timestamp_seconds{job=\"%s\",instance=\"%s\",provider=\"%s\",account=\"%s\",meter=\"%s\"}` $labels.job $labels.instance $labels.provider $labels.account $labels.meter | query }}, before it resets at {{ . | first | value | humanizeTimestamp }}",
       "{{- else }}; the vendor reports no reset for this meter, so only a larger plan or a top-up adds quota{{ end }}",
       "{{- with printf `provider_account_meter:saas_quota_used_per_limit:ratio{job=\"%s\",instance=\"%s\",provider=\"%s\",account=\"%s\",meter=\"%s\"}` $labels.job $labels.instance $labels.provider $labels.account $labels.meter | query }} ({{ . | first | value | humanizePercentage }} used so far){{ end }}.",

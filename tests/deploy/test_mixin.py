@@ -46,8 +46,9 @@ def test_config_overrides_reach_every_expression_and_url() -> None:
     assert 'job=\\"saas-quota\\"' not in text
     assert ">= 0.7\\n" in text
     assert ">= 0.8\\n" not in text
-    assert "86400" in text
-    assert "604800" not in text
+    rules = json.dumps([r["expr"] for g in mixin["rules"]["groups"] for r in g["rules"]])
+    assert "+ 86400" in rules
+    assert "604800" not in rules + text
     for group in mixin["alerts"]["groups"]:
         for rule in group["rules"]:
             annotations = rule["annotations"]
