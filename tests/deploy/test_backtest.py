@@ -36,7 +36,7 @@ def test_the_state_machine_fires_after_for_and_bridges_gaps_with_keep_firing_for
     rule = backtest.AlertRule(
         "A", "warning", "x", for_seconds=3 * step, keep_firing_seconds=2 * step
     )
-    active = {t * step for t in range(10)} | {t * step for t in range(12, 20)}
+    active: set[float] = {t * step for t in range(10)} | {t * step for t in range(12, 20)}
     # Pending at 0, firing from step 3; the 2-step gap is bridged; resolved at step 22.
     assert backtest.replay(active, rule, 0, 30 * step).episodes == [(3 * step, 22 * step)]
     no_keep = backtest.AlertRule("A", "warning", "x", for_seconds=3 * step, keep_firing_seconds=0)
@@ -46,8 +46,8 @@ def test_the_state_machine_fires_after_for_and_bridges_gaps_with_keep_firing_for
 def test_a_latched_rule_holds_only_while_firing() -> None:
     step = backtest.SCRAPE
     rule = backtest.AlertRule("A", "warning", "x", for_seconds=2 * step, keep_firing_seconds=0)
-    starts = {t * step for t in (0, 1, 2, 10)}
-    holds = {t * step for t in range(8)} | {10 * step, 11 * step, 12 * step}
+    starts: set[float] = {t * step for t in (0, 1, 2, 10)}
+    holds: set[float] = {t * step for t in range(8)} | {10 * step, 11 * step, 12 * step}
     # Starts at 0, fires at 2, held until 7; the lone start at 10 never lasts its for:.
     assert backtest.replay(starts, rule, 0, 20 * step, holds).episodes == [(2 * step, 8 * step)]
 
