@@ -9,7 +9,7 @@ RUN_STAMP := $(VENV)/.installed-run-$(HASH)
 TEST_STAMP := $(VENV)/.installed-test-$(HASH)
 LISTEN ?= 127.0.0.1:9877
 
-.PHONY: demo test lint typecheck pytest install clean bench bench-chaos
+.PHONY: demo test lint typecheck pytest install clean bench bench-chaos mixin backtest
 
 $(VENV)/bin/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (set PYTHON=...)")'
@@ -54,6 +54,14 @@ bench: $(TEST_STAMP)
 ## bench-chaos: 3 minutes of every vendor fault, held connections and SIGHUPs (CHAOS_ARGS=--duration 60)
 bench-chaos: $(TEST_STAMP)
 	$(PY) -m benchmarks.chaos $(CHAOS_ARGS)
+
+## mixin: regenerate deploy/prometheus/*.yml, grafana/dashboards/*.json and their Kubernetes and Helm copies from deploy/mixin/
+mixin: $(TEST_STAMP)
+	$(PY) -m tests.deploy.generate_mixin
+
+## backtest: replay 30-day usage traces through the shipped rules in promtool + Prometheus (BACKTEST_ARGS=--scenario steady-exhausts)
+backtest: $(TEST_STAMP)
+	$(PY) -m benchmarks.backtest $(BACKTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info

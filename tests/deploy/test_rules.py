@@ -34,6 +34,7 @@ from tests.deploy.assets import (
     github_anchor,
     load_yaml,
     recording_rule_names,
+    rule_groups,
     runbooks_doc,
 )
 from tests.e2e import require_binary
@@ -204,7 +205,7 @@ def test_recording_rules_guard_every_output_with_a_positive_limit() -> None:
         for rule in group["rules"]:
             expr = " ".join(rule["expr"].split())
             guarded = "(saas_quota_limit > 0)" in expr or re.search(
-                r"provider_account_meter:saas_quota_used:deriv\dh > 0", expr
+                r"provider_account_meter:saas_quota_used:\w+ > 0", expr
             )
             assert guarded, f"{rule['record']} can produce series for uncapped meters"
 
@@ -265,6 +266,7 @@ def test_expressions_use_the_documented_thresholds() -> None:
         "exhausted",
         "pace_margin",
         "forecast_horizon",
+        "fast_forecast",
         "stale_after",
         "key_expiry_warning",
         "job",
@@ -279,12 +281,19 @@ def test_expressions_use_the_documented_thresholds() -> None:
     )
     assert f"{ratio} >= {p['exhausted']} " in _expr("SaasQuotaExhausted")
     assert f"+ {p['pace_margin']})" in _expr("SaasQuotaBurningTooFast")
-    assert _expr("SaasQuotaPredictedExhaustion").count(f"< {p['forecast_horizon']}") == 2
+    assert _expr("SaasQuotaPredictedExhaustion").count(f"< {p['fast_forecast']}") == 2
+    horizon = [
+        r["expr"]
+        for r in rule_groups(RULES_FILE)[0]["rules"]
+        if r["record"].endswith(":saas_quota_forecast_horizon_seconds:effective")
+    ]
+    assert f"saas_quota_limit * 0 + {p['forecast_horizon']})" in " ".join(horizon[0].split())
     assert _expr("SaasQuotaDataStale").endswith(f"> {p['stale_after']}")
     assert _expr("SaasQuotaApiKeyExpiring").endswith(f"< {p['key_expiry_warning']}")
     assert f'up{{job="{p["job"]}"}}' in _expr("SaasQuotaExporterDown")
     assert f'up{{job="{p["job"]}"}}' in _expr("SaasQuotaExporterAbsent")
     assert float(p["forecast_horizon"]) == parse_duration("7d")
+    assert float(p["fast_forecast"]) == parse_duration("2d")
     assert float(p["key_expiry_warning"]) == parse_duration("14d")
     assert float(p["stale_after"]) == parse_duration("30m")
     # No stray numbers: every number in a threshold position is a documented one.
@@ -380,7 +389,7 @@ def test_every_alert_fires_in_a_unit_test_exactly_at_the_end_of_its_for() -> Non
     [
         ("silent for unlimited meters", METER_ALERTS),
         ("silent for limit-0 meters", METER_ALERTS),
-        ("silent for VertaaUX free-tier quotas", METER_ALERTS),
+        ("silent for meters whose thresholds say they run out by design", METER_ALERTS),
         ("silent when the exporter is up but has no quota data", set(alert_names())),
     ],
 )
