@@ -25,7 +25,7 @@ from exporter import log
 from exporter.config import Config, parse_config
 from exporter.families import families
 from exporter.model import Reason
-from exporter.poller import DECODE_STEP, USER_AGENT, Poller, _Inflate
+from exporter.poller import DECODE_STEP, FULL_CHECK_SECONDS, USER_AGENT, DueTimes, Poller, _Inflate
 from exporter.state import StateStore
 from tests.fakes import FakeClock, ScriptedVendor, ok_json, status
 
@@ -440,6 +440,103 @@ async def test_tick_repairs_an_account_left_without_a_next_poll(
     await run_for(poller, clock, 70)
     assert vendor.count(PICTORY) == count + 1
     assert poller.unscheduled() == []
+
+
+# --- the scheduler: a heap, and a self-check that does not walk every account a tick
+
+
+_KEYS = [("p", str(i)) for i in range(6)]
+_DUE_OPS = st.lists(
+    st.tuples(
+        st.sampled_from(["set", "inf", "delete", "pop_due"]),
+        st.sampled_from(_KEYS),
+        st.integers(min_value=0, max_value=50).map(float),
+    ),
+    max_size=80,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(ops=_DUE_OPS)
+def test_due_times_behave_like_a_dict_sorted_on_every_read(
+    ops: list[tuple[str, tuple[str, str], float]],
+) -> None:
+    """The heap with lazy deletion gives exactly what sorting a plain dict would:
+    the earliest finite due time, and the keys due by a time, earliest first."""
+    due = DueTimes()
+    model: dict[tuple[str, str], float] = {}
+    for op, key, value in ops:
+        if op == "set":
+            due[key] = model[key] = value
+        elif op == "inf":
+            due[key] = model[key] = float("inf")
+        elif op == "delete" and key in model:
+            del due[key], model[key]
+        elif op == "pop_due":
+            taken = list(due.pop_due(value))
+            expected = sorted(
+                (k for k, v in model.items() if v <= value), key=lambda k: (model[k], k)
+            )
+            assert sorted(taken) == sorted(expected)
+            assert [model[k] for k in taken] == sorted(model[k] for k in taken)
+            # What the caller leaves alone goes back; what it starts it sets to inf.
+            for k in taken[::2]:
+                due[k] = model[k] = float("inf")
+            for k in taken[1::2]:
+                due.push_back(k)
+        assert dict(due) == model
+        finite = [v for v in model.values() if v != float("inf")]
+        assert due.earliest() == (min(finite) if finite else None)
+        assert due.finite == len(finite)
+        # Stale entries never pile up beyond a constant factor of the live ones.
+        assert len(due._heap) <= 2 * due.finite + 64 + 1
+
+
+async def test_a_quiet_tick_does_not_walk_every_account(
+    poller: Poller, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ticks while nothing is due cost O(1): the full self-check walks the accounts
+    once per FULL_CHECK_SECONDS, not on every tick (it did on every tick, next to a
+    sort of every due time: 37 % of a core at 3,000 quiet accounts)."""
+    poller.apply_config(config("300s", "15m"))
+    poller.tick()
+    await poller.drain()
+    walks = 0
+    unscheduled = poller.unscheduled
+
+    def counting() -> list[tuple[str, str]]:
+        nonlocal walks
+        walks += 1
+        return unscheduled()
+
+    monkeypatch.setattr(poller, "unscheduled", counting)
+    for _ in range(1000):
+        clock.advance(0.01)  # 10 s of ticks, nothing due
+        poller.tick()
+    assert walks <= 1
+    clock.advance(FULL_CHECK_SECONDS)
+    poller.tick()
+    assert walks >= 1
+
+
+async def test_tick_starts_due_accounts_in_due_order_and_returns_the_next(
+    poller: Poller, clock: FakeClock
+) -> None:
+    poller.apply_config(config("60s"))
+    poller.tick()
+    await poller.drain()
+    pictory, tornado = ("pictory", "a"), ("tornado", "b")
+    poller._due[pictory] = clock.monotonic() + 5
+    poller._due[tornado] = clock.monotonic() + 3
+    assert poller.tick() == clock.monotonic() + 3
+    clock.advance(3)
+    assert poller.tick() == clock.monotonic() + 2
+    assert set(poller._inflight) == {tornado}
+    await poller.drain()
+    clock.advance(2)
+    poller.tick()
+    assert pictory in poller._inflight
+    await poller.drain()
 
 
 # --- decoding: bounded steps, any chunking ---------------------------------------------
