@@ -39,7 +39,7 @@ from typing import Any, Final
 import httpx
 
 from exporter import __version__
-from exporter.config import AccountConfig, Config
+from exporter.config import DEFAULT_CONCURRENCY, AccountConfig, Config
 from exporter.log import get_logger
 from exporter.model import PollError, Readings, Reason
 from exporter.providers.base import excerpt, one_line
@@ -50,9 +50,6 @@ from exporter.state import AccountState, StateStore
 USER_AGENT: Final = f"saas-quota-exporter/{__version__}"
 # Quota answers are a few KiB; anything near this is not a quota answer.
 MAX_BODY_BYTES: Final = 1024 * 1024
-# The fallback bound of polls in flight when no config says (tests; the config's
-# own default is exporter.config.DEFAULT_CONCURRENCY).
-DEFAULT_CONCURRENCY: Final = 8
 # The full walk of `unscheduled()` runs at least this often (monotonic seconds), on
 # top of the O(1) count every tick: it catches what the count cannot (a finished
 # task nobody cleared) at a cost of O(n) a minute, not O(n) a tick.
@@ -73,8 +70,14 @@ class BodyTooLarge(Exception):
     pass
 
 
-def make_client() -> httpx.AsyncClient:
-    """The one client: our User-Agent (Pictory's Cloudflare blocks generic ones)."""
+def make_client(max_connections: int = DEFAULT_CONCURRENCY) -> httpx.AsyncClient:
+    """The one client: our User-Agent (Pictory's Cloudflare blocks generic ones).
+
+    `max_connections` is the config's `global.concurrency`: the pool holds one
+    connection per poll in flight and keeps them all alive for reuse, so a round of
+    thousands of keys costs that many handshakes, not one per key. httpx bounds the
+    pool as a whole; the bound per vendor host is the poller's per-provider one.
+    """
     return httpx.AsyncClient(
         headers={
             "User-Agent": USER_AGENT,
@@ -85,7 +88,9 @@ def make_client() -> httpx.AsyncClient:
             "Accept-Encoding": "identity",
         },
         follow_redirects=False,
-        limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
+        limits=httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        ),
     )
 
 
@@ -178,16 +183,22 @@ class Poller:
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
-        concurrency: int = DEFAULT_CONCURRENCY,
+        max_connections: int | None = None,
         max_body_bytes: int = MAX_BODY_BYTES,
     ) -> None:
+        """`max_connections` is the size of `client`'s pool (None: unbounded), which
+        cannot change once made: a reload raising global.concurrency past it is held
+        to it until a restart."""
         self.store = store
         self.client = client
         self.clock = clock
         self.monotonic = monotonic
         self.rng = rng or random.Random()
         self.max_body_bytes = max_body_bytes
-        self._semaphore = asyncio.Semaphore(concurrency)
+        self.max_connections = max_connections
+        # The bounds of polls in flight, set from each config applied (`_set_bounds`).
+        self._bound = (DEFAULT_CONCURRENCY, asyncio.Semaphore(DEFAULT_CONCURRENCY))
+        self._provider_bounds: dict[str, tuple[int, asyncio.Semaphore]] = {}
         self._accounts: dict[tuple[str, str], AccountConfig] = {}
         self._due = DueTimes()
         self._inflight: dict[tuple[str, str], asyncio.Task[None]] = {}
@@ -204,6 +215,7 @@ class Poller:
         """Adopt a (new) config: keep unchanged accounts as they are, poll new and
         changed ones at once, forget removed ones (their series go with them)."""
         wanted = {account.key: account for account in config.accounts}
+        self._set_bounds(config)
         now = self.monotonic()
         previous = {s.key: s for s in self.store.snapshot().accounts}
         states: list[AccountState] = []
@@ -252,6 +264,33 @@ class Poller:
         # The config's interval travels with its accounts, for the HELP text.
         self.store.set_accounts(states, default_interval=config.interval)
         self._wakeup.set()
+
+    def _set_bounds(self, config: Config) -> None:
+        """Adopt the config's concurrency bounds. A bound that changes gets a new
+        semaphore: polls in flight finish under the old one, so for one poll's time
+        the two together may exceed the new bound, never more than that."""
+        wanted = config.concurrency
+        if self.max_connections is not None and wanted > self.max_connections:
+            with contextlib.suppress(Exception):
+                self._log.warning(
+                    "global.concurrency is above the connection pool made at start;"
+                    " restart to raise it",
+                    concurrency=wanted,
+                    pool=self.max_connections,
+                )
+            wanted = self.max_connections
+        if self._bound[0] != wanted:
+            self._bound = (wanted, asyncio.Semaphore(wanted))
+        bounds: dict[str, tuple[int, asyncio.Semaphore]] = {}
+        for account in config.accounts:
+            if account.provider in bounds:
+                continue
+            limit = config.provider_concurrency or account.adapter.max_concurrency
+            old = self._provider_bounds.get(account.provider)
+            bounds[account.provider] = (
+                old if old is not None and old[0] == limit else (limit, asyncio.Semaphore(limit))
+            )
+        self._provider_bounds = bounds
 
     def _start_offset(self, account: AccountConfig, starting: dict[str, int]) -> float:
         """The first account of a provider starts at once; the others a little later,
@@ -410,7 +449,18 @@ class Poller:
     async def poll(self, account: AccountConfig) -> None:
         """Poll one account once and record the outcome."""
         log = self._log.bind(provider=account.provider, account=account.account)
-        async with self._semaphore:
+        # The vendor's bound first: a poll waiting for a busy vendor holds no slot
+        # of the global bound that a poll of another vendor could use.
+        provider = self._provider_bounds.get(account.provider)
+        if provider is None:  # a config without this account's provider (a test)
+            provider = self._provider_bounds.setdefault(
+                account.provider,
+                (
+                    account.adapter.max_concurrency,
+                    asyncio.Semaphore(account.adapter.max_concurrency),
+                ),
+            )
+        async with provider[1], self._bound[1]:
             started = self.monotonic()
             outcome: Readings | PollError
             try:

@@ -615,7 +615,7 @@ BAD = [
         {},
         [
             f"{SOURCE}:2:3: global.intervall: unknown key 'intervall';"
-            " allowed keys: interval, timeout, max_staleness"
+            " allowed keys: interval, timeout, max_staleness, concurrency, provider_concurrency"
         ],
         id="unknown global key",
     ),
@@ -1074,7 +1074,7 @@ BAD = [
         [
             f"{SOURCE}:2:13: global.interval: not a duration: '5' (add a unit, e.g. 300s or 5m)",
             f"{SOURCE}:3:3: global.colour: unknown key 'colour';"
-            " allowed keys: interval, timeout, max_staleness",
+            " allowed keys: interval, timeout, max_staleness, concurrency, provider_concurrency",
             f"{SOURCE}:5:15: accounts[0].provider: unknown provider 'pictori';"
             f" valid providers: {PROVIDER_LIST}",
             f"{SOURCE}:6:14: accounts[0].account: invalid account name 'a b':"
