@@ -619,6 +619,35 @@ BAD = [
         ],
         id="unknown global key",
     ),
+    *(
+        pytest.param(
+            f"""
+        global:
+          concurrency: {value}
+          provider_concurrency: {value}
+        accounts:
+          - {{provider: pictory, account: a, api_key: {KEY}}}
+        """,
+            {},
+            {},
+            [
+                f"{SOURCE}:2:16: global.concurrency: expected a whole number from 1 to 1024,"
+                f" got {shown}",
+                f"{SOURCE}:3:25: global.provider_concurrency: expected a whole number from 1"
+                f" to 1024, got {shown}",
+            ],
+            id=f"concurrency {value}",
+        )
+        for value, shown in [
+            ("0", "0"),
+            ("1025", "1025"),
+            ("-3", "'-3'"),
+            ("2.5", "'2.5'"),
+            ("lots", "'lots'"),
+            ("[8]", "a list"),
+            ("''", "''"),
+        ]
+    ),
     pytest.param(
         f"""
         accounts:
@@ -1586,3 +1615,17 @@ def test_two_bad_references_in_one_value_are_one_problem(tmp_path: Path) -> None
     with pytest.raises(ConfigError) as info:
         parse("accounts:\n  - {provider: pictory, account: a, api_key: '${a-b}${c-d}'}\n", tmp_path)
     assert len(info.value.problems) == 1
+
+
+def test_concurrency_keys_default_and_load(tmp_path: Path) -> None:
+    from exporter.config import DEFAULT_CONCURRENCY
+
+    plain = parse(f"accounts:\n  - {{provider: pictory, account: a, api_key: {KEY}}}\n", tmp_path)
+    assert (plain.concurrency, plain.provider_concurrency) == (DEFAULT_CONCURRENCY, None)
+    assert PROVIDERS["pictory"].max_concurrency >= 40  # 10,000 keys at 200 ms within 60 s
+    set_ = parse(
+        "global: {concurrency: 200, provider_concurrency: 7}\n"
+        f"accounts:\n  - {{provider: pictory, account: a, api_key: {KEY}}}\n",
+        tmp_path,
+    )
+    assert (set_.concurrency, set_.provider_concurrency) == (200, 7)
