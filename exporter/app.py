@@ -24,6 +24,7 @@ from exporter.log import get_logger
 from exporter.poller import Poller, make_client
 from exporter.redaction import REDACTOR
 from exporter.render import MetricsRenderer
+from exporter.sharding import Shard
 from exporter.signals import EARLY, HANDLED
 from exporter.state import ReloadStatus, StateStore
 from exporter.web import ExporterHTTPServer, WebApp, WebSecurity, serve
@@ -71,7 +72,10 @@ class Exporter:
         security: WebSecurity | None = None,
         load_security: Callable[[], WebSecurity | None] | None = None,
         clock: Callable[[], float] = time.time,
+        shard: Shard | None = None,
     ) -> None:
+        # Every config loaded (at start and on each reload) is cut down to this shard.
+        self.shard = shard or Shard()
         self.load_config = load_config
         # Re-read on every reload, like the config: certificates and users rotate too.
         self.load_security = load_security
@@ -105,8 +109,14 @@ class Exporter:
         self._loop = asyncio.get_running_loop()
         stop = stop or asyncio.Event()
         renderer = MetricsRenderer()
-        async with make_client() as client:
-            poller = Poller(self.store, client, clock=self.clock)
+        configured = len(config.accounts)
+        config = self.shard.select(config)
+        self.store.set_shard(self.shard.index, self.shard.count)
+        # The pool is made once: its size is the start-up config's concurrency.
+        async with make_client(config.concurrency) as client:
+            poller = Poller(
+                self.store, client, clock=self.clock, max_connections=config.concurrency
+            )
             self._poller = poller
             self._log_warnings(config)
             poller.apply_config(config)
@@ -126,6 +136,7 @@ class Exporter:
                 address=f"{self.listen.host or '*'}:{self.port}",
                 accounts=len(config.accounts),
                 tls=bool(self.server.security and self.server.security.ssl_context()),
+                **self._shard_fields(configured),
             )
             self.started.set()
             if reload_pending and not stop.is_set():
@@ -146,6 +157,16 @@ class Exporter:
                 self._remove_signals()
                 self.server.shutdown()
                 self.server.server_close()
+
+    def _shard_fields(self, configured: int) -> dict[str, int]:
+        """What a log line says of the shard: nothing unless the accounts are sharded."""
+        if not self.shard.sharded:
+            return {}
+        return {
+            "shard_index": self.shard.index,
+            "shard_count": self.shard.count,
+            "configured_accounts": configured,
+        }
 
     def _log_warnings(self, config: Config) -> None:
         for warning in config.warnings:
@@ -181,6 +202,8 @@ class Exporter:
         assert self._poller is not None
         try:
             config, security = await self._load()
+            configured = len(config.accounts)
+            config = self.shard.select(config)
             self._poller.apply_config(config)
         except Exception as exc:  # every failure keeps the running config
             problems = _problems(exc)
@@ -196,7 +219,9 @@ class Exporter:
             self.server.security = security
         self._log_warnings(config)
         self.store.set_reload(ReloadStatus(successful=True, last_success=self.clock()))
-        self._log.info("config reloaded", accounts=len(config.accounts))
+        self._log.info(
+            "config reloaded", accounts=len(config.accounts), **self._shard_fields(configured)
+        )
         return None
 
     async def _load(self) -> tuple[Config, WebSecurity | None]:

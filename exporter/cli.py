@@ -2,6 +2,7 @@
 
 saas-quota-exporter --config.file PATH [--web.listen-address HOST:PORT]
     [--web.config.file PATH] [--log.level LEVEL] [--log.format json|console]
+    [--shard.count N (--shard.index I | --shard.index-from-hostname)]
 saas-quota-exporter --config.file PATH --config.check
 saas-quota-exporter demo [--web.listen-address HOST:PORT]
 saas-quota-exporter probe --config.file PATH --account PROVIDER/ACCOUNT
@@ -23,6 +24,7 @@ from exporter.signals import EARLY
 if TYPE_CHECKING:
     from exporter.app import ListenAddress
     from exporter.config import ConfigError
+    from exporter.sharding import Shard
     from exporter.webconfig import WebConfigError
 
 # The choices of --log.level and --log.format (exporter.log.LEVELS and FORMATS, kept
@@ -66,6 +68,32 @@ def build_parser(demo: bool = False) -> argparse.ArgumentParser:
             dest="web_config_file",
             metavar="PATH",
             help="exporter-toolkit web config (TLS, basic auth)",
+        )
+        shards = parser.add_argument_group(
+            "sharding", "split the config's accounts across replicas (docs/deployment.md)"
+        )
+        shards.add_argument(
+            "--shard.count",
+            dest="shard_count",
+            type=int,
+            default=1,
+            metavar="N",
+            help="number of replicas sharing the accounts; each polls and serves 1/N",
+        )
+        which = shards.add_mutually_exclusive_group()
+        which.add_argument(
+            "--shard.index",
+            dest="shard_index",
+            type=int,
+            default=None,
+            metavar="I",
+            help="this replica's shard, 0 to N-1",
+        )
+        which.add_argument(
+            "--shard.index-from-hostname",
+            dest="shard_from_hostname",
+            action="store_true",
+            help="take the shard from the trailing ordinal of $HOSTNAME (StatefulSet pod-2 -> 2)",
         )
     parser.add_argument(
         "--web.listen-address",
@@ -146,6 +174,7 @@ def _main(argv: Sequence[str] | None) -> int:
         parser.error("--config.file is required (or run 'saas-quota-exporter demo')")
     # A usage error, reported as one before the config is even read.
     listen = _listen(args.listen)
+    shard = _shard(args, parser)
 
     if args.config_check:
         return _check(args.config_file, args.web_config_file)
@@ -172,6 +201,7 @@ def _main(argv: Sequence[str] | None) -> int:
         listen,
         security=security,
         load_security=(lambda: load_web_config(web_config_file)) if web_config_file else None,
+        shard=shard,
     )
     try:
         asyncio.run(exporter.run(config))
@@ -189,6 +219,30 @@ def _listen(text: str) -> ListenAddress:
     except ValueError as exc:
         print(f"saas-quota-exporter: {exc}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE) from None
+
+
+def _shard(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Shard:
+    """The shard flags as a `Shard`; a usage error (exit 2) when they do not fit."""
+    import os
+    import socket
+
+    from exporter.sharding import Shard, ordinal
+
+    index = args.shard_index
+    try:
+        if args.shard_from_hostname:
+            # $HOSTNAME is the pod name in Kubernetes; the kernel's name otherwise.
+            index = ordinal(os.environ.get("HOSTNAME") or socket.gethostname())
+        if index is None:
+            if args.shard_count > 1:
+                parser.error(
+                    f"--shard.count {args.shard_count} needs --shard.index or"
+                    " --shard.index-from-hostname"
+                )
+            index = 0
+        return Shard(index=index, count=args.shard_count)
+    except ValueError as exc:
+        parser.error(str(exc))
 
 
 def _check(path: str, web_config_file: str | None) -> int:

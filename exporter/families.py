@@ -182,6 +182,16 @@ def families(snapshot: Snapshot, now: float) -> tuple[Metric, ...]:
     )
     build.add_metric([__version__], 1.0)
     exported.append(build)
+    if snapshot.shard is not None:
+        shard = GaugeMetricFamily(
+            PREFIX + "shard_info",
+            "The shard of the accounts this replica polls and serves (value is always 1);"
+            " present only when the accounts are sharded.",
+            labels=["index", "count"],
+        )
+        index, count = snapshot.shard
+        shard.add_metric([str(index), str(count)], 1.0)
+        exported.append(shard)
     return tuple(exported)
 
 

@@ -1,8 +1,11 @@
 """Polling every account's quota endpoint in the background (the only vendor I/O).
 
 One `httpx.AsyncClient` is shared by all accounts. A single scheduler loop keeps a
-due time per account and starts a task for each account that is due; each task makes
-one request under a concurrency bound, hands status, headers and body to the
+due time per account (`DueTimes`: a heap, so a tick costs O(log n) per poll it
+starts, not a sort of every account) and starts a task for each account that is due;
+each task makes one request under two concurrency bounds (every poll in flight, and
+the polls in flight at one provider, so one vendor host never sees more than a polite
+number of connections), hands status, headers and body to the
 provider's pure `parse`, and swaps into the store what the pure
 `AccountState.after_poll` makes of the outcome. The next due time comes from
 `exporter.schedule`. A scrape never reaches this module.
@@ -11,7 +14,8 @@ Polling must never stop, so a poll always ends in a recorded outcome and a next 
 time: `_run_poll` is the one place where whatever a poll raises ends (counted as
 `internal`, logged with its traceback, rescheduled), and `tick()` checks that every
 configured account is either in flight or due at a finite time, repairing and
-reporting any that is not.
+reporting any that is not (an O(1) count on every tick, the full O(n) walk when the
+count disagrees and every FULL_CHECK_SECONDS in any case).
 
 Time is injected (`clock` for wall-clock timestamps, `monotonic` for scheduling) so
 tests can drive the scheduler with `tick()` and `drain()` instead of sleeping.
@@ -21,19 +25,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import itertools
 import math
 import random
 import time
 import traceback
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from dataclasses import replace
 from typing import Any, Final
 
 import httpx
 
 from exporter import __version__
-from exporter.config import AccountConfig, Config
+from exporter.config import DEFAULT_CONCURRENCY, AccountConfig, Config
 from exporter.log import get_logger
 from exporter.model import PollError, Readings, Reason
 from exporter.providers.base import excerpt, one_line
@@ -44,9 +50,15 @@ from exporter.state import AccountState, StateStore
 USER_AGENT: Final = f"saas-quota-exporter/{__version__}"
 # Quota answers are a few KiB; anything near this is not a quota answer.
 MAX_BODY_BYTES: Final = 1024 * 1024
-DEFAULT_CONCURRENCY: Final = 8
+# The full walk of `unscheduled()` runs at least this often (monotonic seconds), on
+# top of the O(1) count every tick: it catches what the count cannot (a finished
+# task nobody cleared) at a cost of O(n) a minute, not O(n) a tick.
+FULL_CHECK_SECONDS: Final = 60.0
 # Upper bound of the random delay before the first poll of a second, third...
-# account of the same provider; small, so the first round still ends quickly.
+# account of the same provider; small, so the first round still ends quickly. It
+# does not grow with the number of accounts: past a few hundred, the per-provider
+# bound paces the first round anyway (10,000 keys at one vendor, 48 in flight, 200 ms
+# a poll: about 42 s), and polls ending one by one spread the next rounds out.
 START_SPREAD: Final = 2.0
 # Decoded bytes one decompression step may produce: what a compressed body can cost
 # in memory at once, whatever its ratio (a few KB of gzip can inflate to gigabytes).
@@ -61,8 +73,14 @@ class BodyTooLarge(Exception):
     pass
 
 
-def make_client() -> httpx.AsyncClient:
-    """The one client: our User-Agent (Pictory's Cloudflare blocks generic ones)."""
+def make_client(max_connections: int = DEFAULT_CONCURRENCY) -> httpx.AsyncClient:
+    """The one client: our User-Agent (Pictory's Cloudflare blocks generic ones).
+
+    `max_connections` is the config's `global.concurrency`: the pool holds one
+    connection per poll in flight and keeps them all alive for reuse, so a round of
+    thousands of keys costs that many handshakes, not one per key. httpx bounds the
+    pool as a whole; the bound per vendor host is the poller's per-provider one.
+    """
     return httpx.AsyncClient(
         headers={
             "User-Agent": USER_AGENT,
@@ -73,8 +91,90 @@ def make_client() -> httpx.AsyncClient:
             "Accept-Encoding": "identity",
         },
         follow_redirects=False,
-        limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
+        limits=httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        ),
     )
+
+
+_Key = tuple[str, str]
+
+
+class DueTimes(MutableMapping[_Key, float]):
+    """Each account's next due time (monotonic; inf while a poll is in flight), with
+    the earliest finite one at hand in O(log n).
+
+    A dict is the truth; a heap of (due, token, key) entries orders it. Setting a
+    key gives it a fresh token and pushes one entry; an entry whose token is no
+    longer its key's is stale and dropped when it reaches the top (lazy deletion),
+    and the heap is rebuilt once stale entries outnumber live ones, so it stays
+    O(n). Writing `due[key] = x` anywhere keeps the heap right, including a test
+    that forces an account to inf to play a bug.
+    """
+
+    def __init__(self) -> None:
+        self._due: dict[_Key, float] = {}
+        self._token: dict[_Key, int] = {}
+        self._heap: list[tuple[float, int, _Key]] = []
+        self._tokens = itertools.count()
+        self.finite = 0  # keys due at a finite time, for the O(1) self-check
+
+    def __getitem__(self, key: _Key) -> float:
+        return self._due[key]
+
+    def __setitem__(self, key: _Key, due: float) -> None:
+        old = self._due.get(key)
+        if old is not None and math.isfinite(old):
+            self.finite -= 1
+        token = next(self._tokens)
+        self._due[key] = due
+        self._token[key] = token
+        if math.isfinite(due):
+            self.finite += 1
+            heapq.heappush(self._heap, (due, token, key))
+            if len(self._heap) > 2 * self.finite + 64:
+                self._compact()
+
+    def __delitem__(self, key: _Key) -> None:
+        due = self._due.pop(key)
+        del self._token[key]
+        if math.isfinite(due):
+            self.finite -= 1
+
+    def __iter__(self) -> Iterator[_Key]:
+        return iter(self._due)
+
+    def __len__(self) -> int:
+        return len(self._due)
+
+    def _live(self, entry: tuple[float, int, _Key]) -> bool:
+        return self._token.get(entry[2]) == entry[1]
+
+    def _compact(self) -> None:
+        self._heap = [entry for entry in self._heap if self._live(entry)]
+        heapq.heapify(self._heap)
+
+    def earliest(self) -> float | None:
+        """The earliest finite due time, or None when nothing is due at all."""
+        heap = self._heap
+        while heap and not self._live(heap[0]):
+            heapq.heappop(heap)
+        return heap[0][0] if heap else None
+
+    def pop_due(self, now: float) -> Iterator[_Key]:
+        """Every key due at or before `now`, earliest first, each taken off the heap
+        (the caller sets its next due time; one it leaves as it is is pushed back)."""
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            entry = heapq.heappop(heap)
+            if self._live(entry):
+                yield entry[2]
+
+    def push_back(self, key: _Key) -> None:
+        """Put a key that `pop_due` gave but the caller left alone back on the heap."""
+        due = self._due.get(key)
+        if due is not None and math.isfinite(due):
+            heapq.heappush(self._heap, (due, self._token[key], key))
 
 
 class Poller:
@@ -86,21 +186,29 @@ class Poller:
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
-        concurrency: int = DEFAULT_CONCURRENCY,
+        max_connections: int | None = None,
         max_body_bytes: int = MAX_BODY_BYTES,
     ) -> None:
+        """`max_connections` is the size of `client`'s pool (None: unbounded), which
+        cannot change once made: a reload raising global.concurrency past it is held
+        to it until a restart."""
         self.store = store
         self.client = client
         self.clock = clock
         self.monotonic = monotonic
         self.rng = rng or random.Random()
         self.max_body_bytes = max_body_bytes
-        self._semaphore = asyncio.Semaphore(concurrency)
+        self.max_connections = max_connections
+        # The bounds of polls in flight, set from each config applied (`_set_bounds`).
+        self._bound = (DEFAULT_CONCURRENCY, asyncio.Semaphore(DEFAULT_CONCURRENCY))
+        self._provider_bounds: dict[str, tuple[int, asyncio.Semaphore]] = {}
         self._accounts: dict[tuple[str, str], AccountConfig] = {}
-        self._due: dict[tuple[str, str], float] = {}
+        self._due = DueTimes()
         self._inflight: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._wakeup = asyncio.Event()
         self._first_round: set[tuple[str, str]] | None = None
+        # When the full walk of the self-check last ran (monotonic); -inf: never.
+        self._checked_at = -math.inf
         self.first_round_done = asyncio.Event()
         self._log = get_logger()
 
@@ -110,6 +218,7 @@ class Poller:
         """Adopt a (new) config: keep unchanged accounts as they are, poll new and
         changed ones at once, forget removed ones (their series go with them)."""
         wanted = {account.key: account for account in config.accounts}
+        self._set_bounds(config)
         now = self.monotonic()
         previous = {s.key: s for s in self.store.snapshot().accounts}
         states: list[AccountState] = []
@@ -159,6 +268,33 @@ class Poller:
         self.store.set_accounts(states, default_interval=config.interval)
         self._wakeup.set()
 
+    def _set_bounds(self, config: Config) -> None:
+        """Adopt the config's concurrency bounds. A bound that changes gets a new
+        semaphore: polls in flight finish under the old one, so for one poll's time
+        the two together may exceed the new bound, never more than that."""
+        wanted = config.concurrency
+        if self.max_connections is not None and wanted > self.max_connections:
+            with contextlib.suppress(Exception):
+                self._log.warning(
+                    "global.concurrency is above the connection pool made at start;"
+                    " restart to raise it",
+                    concurrency=wanted,
+                    pool=self.max_connections,
+                )
+            wanted = self.max_connections
+        if self._bound[0] != wanted:
+            self._bound = (wanted, asyncio.Semaphore(wanted))
+        bounds: dict[str, tuple[int, asyncio.Semaphore]] = {}
+        for account in config.accounts:
+            if account.provider in bounds:
+                continue
+            limit = config.provider_concurrency or account.adapter.max_concurrency
+            old = self._provider_bounds.get(account.provider)
+            bounds[account.provider] = (
+                old if old is not None and old[0] == limit else (limit, asyncio.Semaphore(limit))
+            )
+        self._provider_bounds = bounds
+
     def _start_offset(self, account: AccountConfig, starting: dict[str, int]) -> float:
         """The first account of a provider starts at once; the others a little later,
         at random, so no two keys of one vendor are ever polled in lockstep."""
@@ -174,18 +310,36 @@ class Poller:
     # --- scheduling ---------------------------------------------------------------
 
     def tick(self) -> float | None:
-        """Start a poll for every due account; the monotonic time of the next due one."""
+        """Start a poll for every due account; the monotonic time of the next due one.
+
+        O(k log n) for k accounts due now, plus the self-check's O(1) count.
+        """
         now = self.monotonic()
-        self._reschedule_lost(now)
-        for key, due in sorted(self._due.items(), key=lambda item: item[1]):
-            if due <= now and key not in self._inflight:
-                account = self._accounts[key]
-                task = asyncio.create_task(self._run_poll(account), name=f"poll {key}")
-                self._inflight[key] = task
-                # Not due again until the poll finishes and reschedules it.
-                self._due[key] = float("inf")
-        pending = [due for due in self._due.values() if due != float("inf")]
-        return min(pending) if pending else None
+        self._check_schedule(now)
+        left: list[tuple[str, str]] = []
+        for key in self._due.pop_due(now):
+            if key in self._inflight:
+                # Due while its poll is still running (not reached by any road today):
+                # left due, as before, and started by a tick after the poll ends.
+                left.append(key)
+                continue
+            account = self._accounts[key]
+            task = asyncio.create_task(self._run_poll(account), name=f"poll {key}")
+            self._inflight[key] = task
+            # Not due again until the poll finishes and reschedules it.
+            self._due[key] = math.inf
+        for key in left:
+            self._due.push_back(key)
+        return self._due.earliest()
+
+    def _check_schedule(self, now: float) -> None:
+        """The self-check, cheap enough for every tick: an account neither due at a
+        finite time nor in flight makes the count below fall short, and then (or once
+        a FULL_CHECK_SECONDS have passed) the full walk finds and repairs it."""
+        short = self._due.finite + len(self._inflight) < len(self._accounts)
+        if short or now - self._checked_at >= FULL_CHECK_SECONDS:
+            self._checked_at = now
+            self._reschedule_lost(now)
 
     def unscheduled(self) -> list[tuple[str, str]]:
         """Configured accounts that are neither in flight nor due at a finite time:
@@ -195,7 +349,7 @@ class Poller:
             task = self._inflight.get(key)
             if task is not None and not task.done():
                 continue
-            if not math.isfinite(self._due.get(key, math.inf)):
+            if not math.isfinite(self._due.get(key, math.inf)):  # missing counts as lost
                 lost.append(key)
         return lost
 
@@ -298,7 +452,18 @@ class Poller:
     async def poll(self, account: AccountConfig) -> None:
         """Poll one account once and record the outcome."""
         log = self._log.bind(provider=account.provider, account=account.account)
-        async with self._semaphore:
+        # The vendor's bound first: a poll waiting for a busy vendor holds no slot
+        # of the global bound that a poll of another vendor could use.
+        provider = self._provider_bounds.get(account.provider)
+        if provider is None:  # a config without this account's provider (a test)
+            provider = self._provider_bounds.setdefault(
+                account.provider,
+                (
+                    account.adapter.max_concurrency,
+                    asyncio.Semaphore(account.adapter.max_concurrency),
+                ),
+            )
+        async with provider[1], self._bound[1]:
             started = self.monotonic()
             outcome: Readings | PollError
             try:

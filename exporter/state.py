@@ -148,6 +148,8 @@ class Snapshot:
     reload: ReloadStatus
     # The config's global interval, for the HELP text ("polled every 5m by default").
     default_interval: float
+    # (index, count) of this replica's shard when the accounts are sharded, else None.
+    shard: tuple[int, int] | None = None
 
 
 class StateStore:
@@ -160,6 +162,7 @@ class StateStore:
         self._reload = ReloadStatus()
         # The config's own default until a config is applied.
         self._default_interval = DEFAULT_INTERVAL
+        self._shard: tuple[int, int] | None = None
         self._generation = 0
 
     def snapshot(self) -> Snapshot:
@@ -169,6 +172,7 @@ class StateStore:
                 accounts=tuple(self._accounts.values()),
                 reload=self._reload,
                 default_interval=self._default_interval,
+                shard=self._shard,
             )
 
     def get(self, key: tuple[str, str]) -> AccountState | None:
@@ -200,6 +204,12 @@ class StateStore:
             self._accounts = {s.key: s for s in sorted(states, key=lambda s: s.key)}
             if default_interval is not None:
                 self._default_interval = default_interval
+            self._generation += 1
+
+    def set_shard(self, index: int, count: int) -> None:
+        """This replica serves shard `index` of `count` (saas_quota_shard_info)."""
+        with self._lock:
+            self._shard = (index, count) if count > 1 else None
             self._generation += 1
 
     def set_reload(self, status: ReloadStatus) -> None:

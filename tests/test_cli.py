@@ -189,6 +189,58 @@ def test_unknown_flag_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> No
     assert "error: unrecognized arguments: --config.path x.yml" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("argv", "env", "message"),
+    [
+        (["--shard.count", "3"], {}, "--shard.count 3 needs --shard.index or"),
+        (["--shard.count", "3", "--shard.index", "3"], {}, "--shard.index must be from 0 to 2"),
+        (["--shard.count", "0"], {}, "--shard.count must be from 1"),
+        (
+            ["--shard.count", "3", "--shard.index-from-hostname"],
+            {"HOSTNAME": "saas-quota-exporter"},
+            "does not end in -<number>",
+        ),
+        (
+            ["--shard.count", "3", "--shard.index-from-hostname"],
+            {"HOSTNAME": "saas-quota-exporter-5"},
+            "--shard.index must be from 0 to 2",
+        ),
+        (
+            ["--shard.count", "3", "--shard.index", "1", "--shard.index-from-hostname"],
+            {},
+            "not allowed with argument",
+        ),
+    ],
+)
+def test_shard_flags_that_do_not_fit_are_a_usage_error(
+    argv: list[str],
+    env: dict[str, str],
+    message: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    path = write(tmp_path, "accounts: []\n")
+    with pytest.raises(SystemExit) as info:
+        main(["--config.file", str(path), *argv])
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_the_shard_index_comes_from_the_pod_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    from exporter.cli import _shard, build_parser
+    from exporter.sharding import Shard
+
+    monkeypatch.setenv("HOSTNAME", "saas-quota-exporter-2")
+    parser = build_parser()
+    args = parser.parse_args(["--shard.count", "3", "--shard.index-from-hostname"])
+    assert _shard(args, parser) == Shard(2, 3)
+    plain = parser.parse_args([])
+    assert not _shard(plain, parser).sharded
+
+
 # --- the installed console script ---------------------------------------------------
 
 

@@ -615,9 +615,38 @@ BAD = [
         {},
         [
             f"{SOURCE}:2:3: global.intervall: unknown key 'intervall';"
-            " allowed keys: interval, timeout, max_staleness"
+            " allowed keys: interval, timeout, max_staleness, concurrency, provider_concurrency"
         ],
         id="unknown global key",
+    ),
+    *(
+        pytest.param(
+            f"""
+        global:
+          concurrency: {value}
+          provider_concurrency: {value}
+        accounts:
+          - {{provider: pictory, account: a, api_key: {KEY}}}
+        """,
+            {},
+            {},
+            [
+                f"{SOURCE}:2:16: global.concurrency: expected a whole number from 1 to 1024,"
+                f" got {shown}",
+                f"{SOURCE}:3:25: global.provider_concurrency: expected a whole number from 1"
+                f" to 1024, got {shown}",
+            ],
+            id=f"concurrency {value}",
+        )
+        for value, shown in [
+            ("0", "0"),
+            ("1025", "1025"),
+            ("-3", "'-3'"),
+            ("2.5", "'2.5'"),
+            ("lots", "'lots'"),
+            ("[8]", "a list"),
+            ("''", "''"),
+        ]
     ),
     pytest.param(
         f"""
@@ -1074,7 +1103,7 @@ BAD = [
         [
             f"{SOURCE}:2:13: global.interval: not a duration: '5' (add a unit, e.g. 300s or 5m)",
             f"{SOURCE}:3:3: global.colour: unknown key 'colour';"
-            " allowed keys: interval, timeout, max_staleness",
+            " allowed keys: interval, timeout, max_staleness, concurrency, provider_concurrency",
             f"{SOURCE}:5:15: accounts[0].provider: unknown provider 'pictori';"
             f" valid providers: {PROVIDER_LIST}",
             f"{SOURCE}:6:14: accounts[0].account: invalid account name 'a b':"
@@ -1634,3 +1663,17 @@ def test_bad_params(params: str, expected: str) -> None:
     with pytest.raises(ConfigError) as info:
         parse_config(text, source="exporter.yml")
     assert expected in info.value.problems
+
+
+def test_concurrency_keys_default_and_load(tmp_path: Path) -> None:
+    from exporter.config import DEFAULT_CONCURRENCY
+
+    plain = parse(f"accounts:\n  - {{provider: pictory, account: a, api_key: {KEY}}}\n", tmp_path)
+    assert (plain.concurrency, plain.provider_concurrency) == (DEFAULT_CONCURRENCY, None)
+    assert PROVIDERS["pictory"].max_concurrency >= 40  # 10,000 keys at 200 ms within 60 s
+    set_ = parse(
+        "global: {concurrency: 200, provider_concurrency: 7}\n"
+        f"accounts:\n  - {{provider: pictory, account: a, api_key: {KEY}}}\n",
+        tmp_path,
+    )
+    assert (set_.concurrency, set_.provider_concurrency) == (200, 7)

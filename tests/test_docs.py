@@ -120,6 +120,7 @@ def _snapshot_store() -> StateStore:
             states.append(up_state(name, account, readings, NOW, last_poll_duration=0.25))
     store.set_accounts(states)
     store.set_reload(ReloadStatus(successful=True, last_success=NOW - 60))
+    store.set_shard(1, 3)  # saas_quota_shard_info is exported only when sharded
     return store
 
 
