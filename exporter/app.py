@@ -119,6 +119,8 @@ class Exporter:
                 clock=self.clock,
             )
             self.server = _bind(self.listen, app, self._startup_security)
+            # Before serving: the first scrape finds bytes already built.
+            renderer.start(self.store.snapshot, self.clock)
             serve(self.server)
             reload_pending = self._install_signals(stop)
             self._log.info(
@@ -146,6 +148,7 @@ class Exporter:
                 self._remove_signals()
                 self.server.shutdown()
                 self.server.server_close()
+                renderer.stop()
 
     def _log_warnings(self, config: Config) -> None:
         for warning in config.warnings:
