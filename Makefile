@@ -9,7 +9,7 @@ RUN_STAMP := $(VENV)/.installed-run-$(HASH)
 TEST_STAMP := $(VENV)/.installed-test-$(HASH)
 LISTEN ?= 127.0.0.1:9877
 
-.PHONY: demo test lint typecheck pytest install clean bench bench-chaos
+.PHONY: demo test lint typecheck pytest install clean bench bench-chaos bench-scale
 
 $(VENV)/bin/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (set PYTHON=...)")'
@@ -54,6 +54,10 @@ bench: $(TEST_STAMP)
 ## bench-chaos: 3 minutes of every vendor fault, held connections and SIGHUPs (CHAOS_ARGS=--duration 60)
 bench-chaos: $(TEST_STAMP)
 	$(PY) -m benchmarks.chaos $(CHAOS_ARGS)
+
+## bench-scale: issue 11's table at 100..10,000 accounts (SCALE_ARGS=--quick, or --accounts 100,1000)
+bench-scale: $(TEST_STAMP)
+	$(PY) -m benchmarks.scale $(SCALE_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info
