@@ -501,7 +501,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         counts = [100, 1000]
-        plan = Plan(interval=20.0, window=1.5, rounds=2, load_seconds=15.0, first_round_cap=25.0)
+        plan = Plan(interval=8.0, window=1.5, rounds=2, load_seconds=15.0, first_round_cap=20.0)
     else:
         counts = [int(c) for c in args.accounts.replace("_", "").split(",")]
         plan = Plan(
