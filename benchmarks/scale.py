@@ -267,6 +267,8 @@ def wait_ready(exporter: ExporterProcess, cap: float) -> float | None:
     """Seconds from spawn until /-/ready says 200; None past `cap`."""
     started = time.monotonic()
     while time.monotonic() - started < cap:
+        if not exporter.alive():
+            raise RuntimeError(f"the exporter exited:\n{exporter.logs()[-3000:]}")
         with contextlib.suppress(OSError, http.client.HTTPException):
             conn = http.client.HTTPConnection("127.0.0.1", exporter.port, timeout=5)
             try:
