@@ -143,7 +143,7 @@ class StandInVendor:
 
 
 def config_text(vendor: StandInVendor, count: int, interval: str) -> str:
-    lines = ["global:", f"  interval: {interval}", "  timeout: 10s", "accounts:"]
+    lines = ["global:", f"  interval: {interval}", "  timeout: 5s", "accounts:"]
     for i in range(count):
         provider = CASES[i % len(CASES)][0]
         lines += [
