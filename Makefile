@@ -9,7 +9,7 @@ RUN_STAMP := $(VENV)/.installed-run-$(HASH)
 TEST_STAMP := $(VENV)/.installed-test-$(HASH)
 LISTEN ?= 127.0.0.1:9877
 
-.PHONY: demo test lint typecheck pytest install clean bench bench-chaos mixin backtest
+.PHONY: demo test lint typecheck pytest install clean bench bench-chaos mixin backtest bench-scale
 
 $(VENV)/bin/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (set PYTHON=...)")'
@@ -62,6 +62,10 @@ mixin: $(TEST_STAMP)
 ## backtest: replay 30-day usage traces through the shipped rules in promtool + Prometheus (BACKTEST_ARGS=--scenario steady-exhausts)
 backtest: $(TEST_STAMP)
 	$(PY) -m benchmarks.backtest $(BACKTEST_ARGS)
+
+## bench-scale: issue 11's table at 100..10,000 accounts (SCALE_ARGS=--quick, or --accounts 100,1000)
+bench-scale: $(TEST_STAMP)
+	$(PY) -m benchmarks.scale $(SCALE_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info

@@ -129,6 +129,8 @@ class Exporter:
                 clock=self.clock,
             )
             self.server = _bind(self.listen, app, self._startup_security)
+            # Before serving: the first scrape finds bytes already built.
+            renderer.start(self.store.snapshot, self.clock)
             serve(self.server)
             reload_pending = self._install_signals(stop)
             self._log.info(
@@ -157,6 +159,7 @@ class Exporter:
                 self._remove_signals()
                 self.server.shutdown()
                 self.server.server_close()
+                renderer.stop()
 
     def _shard_fields(self, configured: int) -> dict[str, int]:
         """What a log line says of the shard: nothing unless the accounts are sharded."""

@@ -189,9 +189,11 @@ def _view(app: WebApp, request: Request) -> Response:
     if request.path == "/":
         page = landing_page(snapshot, now).encode()
         return Response(HTTPStatus.OK, page, "text/html; charset=utf-8")
-    rendered = app.renderer.render(
-        snapshot, now, request.headers.get("accept"), request.headers.get("accept-encoding")
-    )
+    accept, accept_encoding = request.headers.get("accept"), request.headers.get("accept-encoding")
+    # The bytes the renderer's thread keeps current: this request renders nothing.
+    rendered = app.renderer.published(accept, accept_encoding, snapshot.generation)
+    if rendered is None:  # a renderer that was never started (an app built in a test)
+        rendered = app.renderer.render(snapshot, now, accept, accept_encoding)
     # Caches and proxies must not hand one scraper's format to another.
     extra = [("Vary", "Accept, Accept-Encoding")]
     if rendered.content_encoding:

@@ -189,7 +189,9 @@ def test_three_shards_poll_each_account_exactly_once_and_serve_the_union(
             f" base_url: '{base}'}}"
         )
     config = tmp_path / "config.yml"
-    config.write_text("global: {interval: 1h}\naccounts:\n" + "\n".join(lines) + "\n")
+    # A timeout far beyond any load on a shared machine: a poll that timed out would be
+    # retried, and the vendor would count that key twice without any shard being wrong.
+    config.write_text("global: {interval: 1h, timeout: 10m}\naccounts:\n" + "\n".join(lines) + "\n")
     shards = [
         ExporterProcess(
             ["--config.file", str(config), "--shard.count", "3", "--shard.index", str(index)],
