@@ -62,7 +62,10 @@ def run_demo(listen: ListenAddress) -> int:
                     f"  metrics:      {url}/metrics\n"
                     f"  status page:  {url}/\n"
                     f"  health:       {url}/-/healthy  {url}/-/ready\n"
-                    "Press Ctrl-C to stop.",
+                    # The config it runs, as a user would write it (simulator keys).
+                    "the config it runs (the keys are the simulator's demo keys):\n"
+                    + "".join(f"    {line}\n" for line in demo_config_text(sim).splitlines())
+                    + "Press Ctrl-C to stop.",
                     file=sys.stderr,
                     flush=True,
                 )
@@ -72,7 +75,7 @@ def run_demo(listen: ListenAddress) -> int:
             asyncio.run(main())
         except OSError as exc:
             print(
-                f"saas-quota-exporter demo: cannot listen on {listen.host}:{listen.port}: {exc}",
+                f"saas-quota-exporter demo: {exc}",  # ListenError: address and what to do
                 file=sys.stderr,
             )
             return 1
