@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import sys
+import tempfile
+from pathlib import Path
 from typing import Final
 
 from exporter.app import Exporter, ListenAddress
@@ -46,8 +48,11 @@ def load_demo_config(sim: VendorSimulator) -> Config:
 
 
 def run_demo(listen: ListenAddress) -> int:
-    with VendorSimulator(demo_accounts()) as sim:
+    with VendorSimulator(demo_accounts()) as sim, tempfile.TemporaryDirectory() as tmp:
         config = load_demo_config(sim)
+        # Shown by path, not printed: the log stays free of keys, even demo ones.
+        config_file = Path(tmp, "config.yml")
+        config_file.write_text(demo_config_text(sim), encoding="utf-8")
         exporter = Exporter(lambda: load_demo_config(sim), listen)
 
         async def main() -> None:
@@ -62,10 +67,9 @@ def run_demo(listen: ListenAddress) -> int:
                     f"  metrics:      {url}/metrics\n"
                     f"  status page:  {url}/\n"
                     f"  health:       {url}/-/healthy  {url}/-/ready\n"
-                    # The config it runs, as a user would write it (simulator keys).
-                    "the config it runs (the keys are the simulator's demo keys):\n"
-                    + "".join(f"    {line}\n" for line in demo_config_text(sim).splitlines())
-                    + "Press Ctrl-C to stop.",
+                    f"  config:       {config_file} (the config it runs, as you would"
+                    " write one; its keys are the simulator's)\n"
+                    "Press Ctrl-C to stop.",
                     file=sys.stderr,
                     flush=True,
                 )
