@@ -32,7 +32,7 @@ install: $(TEST_STAMP)
 demo: $(RUN_STAMP)
 	$(VENV)/bin/saas-quota-exporter demo --web.listen-address $(LISTEN)
 
-## check: the fast loop, in seconds: lint, types and the tests that start no processes
+## check: the fast loop (about a minute): lint, types and the tests not marked e2e or soak
 check: lint typecheck
 	$(PY) -m pytest -q -m "not e2e and not soak" $(PYTEST_ARGS)
 
