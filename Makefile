@@ -9,7 +9,7 @@ RUN_STAMP := $(VENV)/.installed-run-$(HASH)
 TEST_STAMP := $(VENV)/.installed-test-$(HASH)
 LISTEN ?= 127.0.0.1:9877
 
-.PHONY: demo test lint typecheck pytest install clean bench bench-chaos mixin backtest bench-scale
+.PHONY: demo check test lint typecheck pytest install clean bench bench-chaos mixin backtest bench-scale
 
 $(VENV)/bin/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (set PYTHON=...)")'
@@ -31,6 +31,10 @@ install: $(TEST_STAMP)
 ## demo: run the exporter against simulated vendors on loopback (no keys needed)
 demo: $(RUN_STAMP)
 	$(VENV)/bin/saas-quota-exporter demo --web.listen-address $(LISTEN)
+
+## check: the fast loop (about a minute): lint, types and the tests not marked e2e or soak
+check: lint typecheck
+	$(PY) -m pytest -q -m "not e2e and not soak" $(PYTEST_ARGS)
 
 ## test: lint, type-check and run the whole suite
 test: lint typecheck pytest

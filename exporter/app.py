@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import errno
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -48,10 +49,13 @@ class ListenAddress:
 
     @classmethod
     def parse(cls, text: str) -> ListenAddress:
-        """HOST:PORT, :PORT (all interfaces) or [IPv6]:PORT, like the Go exporters."""
+        """HOST:PORT, :PORT (all interfaces) or [IPv6]:PORT, like the Go exporters.
+
+        The error says how to write what was most likely meant.
+        """
         host, sep, port = text.rpartition(":")
         if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-            raise ValueError(f"invalid listen address {text!r}: expected HOST:PORT")
+            raise ValueError(f"invalid listen address {text!r}: expected HOST:PORT{_fix(text)}")
         # "" (from ":PORT") means every interface, IPv6 and IPv4 alike.
         return cls(host.strip("[]"), int(port))
 
@@ -59,6 +63,61 @@ class ListenAddress:
         host = "localhost" if self.host in ("", "0.0.0.0", "::") else self.host  # noqa: S104
         host = f"[{host}]" if ":" in host else host
         return f"http://{host}:{port if port is not None else self.port}"
+
+
+def _fix(text: str) -> str:
+    """The likely intent of a listen address that did not parse, as a suggestion."""
+    host, sep, port = text.rpartition(":")
+    if text.isdigit():
+        return (
+            f"; for port {text} on every interface write ':{text}'"
+            f" (or '127.0.0.1:{text}' for this machine only)"
+        )
+    if not sep or (not port and host):
+        # `localhost`, `127.0.0.1:`: the port is missing (9877 is the default one).
+        return f"; add the port, e.g. '{(host if sep else text) or 'localhost'}:9877'"
+    return "; the port must be a number from 0 to 65535"
+
+
+class ListenError(OSError):
+    """The HTTP server cannot bind its address; the message says what to do about it.
+
+    An OSError still (callers catch those), whose text is the message alone.
+    """
+
+    def __init__(self, code: int | None, message: str, address: str) -> None:
+        super().__init__(code, message)
+        self.message = message
+        self.address = address
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _listen_error(listen: ListenAddress, exc: OSError) -> ListenError:
+    shown = f"[{listen.host}]" if ":" in listen.host else listen.host
+    address = f"{shown or '*'}:{listen.port}"
+    other = f"{shown}:{listen.port + 1 if listen.port < 65535 else 9877}"
+    hints = {
+        errno.EADDRINUSE: (
+            "the address is already in use: another process (another exporter?) listens"
+            f" there; stop it, or choose another port, e.g. --web.listen-address {other}"
+        ),
+        errno.EACCES: (
+            "permission denied: ports below 1024 need privileges; choose a port above"
+            f" 1024, e.g. --web.listen-address {shown}:9877"
+        ),
+        errno.EADDRNOTAVAIL: (
+            "this machine has no interface with that address; use one of its own"
+            " addresses, 127.0.0.1, or ':PORT' for every interface"
+        ),
+    }
+    hint = hints.get(exc.errno or 0)
+    if hint is None and isinstance(exc, socket.gaierror):
+        hint = "the host name does not resolve; use an IP address or a resolvable name"
+    return ListenError(
+        exc.errno, f"cannot listen on {address}: {hint or exc.strerror or exc}", address
+    )
 
 
 class Exporter:
@@ -146,10 +205,12 @@ class Exporter:
                 # files are read again before the first poll, not under it.
                 await self.reload()
             poll_task = asyncio.create_task(poller.run(), name="poller")
+            announce = asyncio.create_task(self._first_round_line(poller), name="first-round")
             try:
                 await stop.wait()
             finally:
                 self._log.info("shutting down")
+                announce.cancel()
                 poll_task.cancel()
                 # A reload waiting on a hung read ends here; its daemon thread is left.
                 for task in list(self._reload_tasks):
@@ -170,6 +231,36 @@ class Exporter:
             "shard_count": self.shard.count,
             "configured_accounts": configured,
         }
+
+    async def _first_round_line(self, poller: Poller) -> None:
+        """One info line once every account was polled: the log says it works, or why not.
+
+        The names are in `failing_accounts` (exporter/log.py leaves those identifiers
+        as they are), not in the message: the message is scrubbed like any text, and a
+        key that holds an account's name (the demo's) would take the name out.
+        """
+        await poller.first_round_done.wait()
+        accounts = self.store.snapshot().accounts
+        if not accounts:
+            return
+        up = sum(1 for a in accounts if a.up)
+        failing = [a for a in accounts if a.polled and not a.up]
+        pending = len(accounts) - up - len(failing)
+        message = (
+            f"first poll round done: {len(accounts)} account{'s' if len(accounts) != 1 else ''},"
+            f" {up} up, {len(failing)} failing" + (f", {pending} not polled yet" if pending else "")
+        )
+        self._log.info(
+            message,
+            accounts=len(accounts),
+            up=up,
+            failing=len(failing),
+            failing_accounts=[
+                f"{a.provider}/{a.account}"
+                f" {a.last_error_reason.value if a.last_error_reason else 'error'}"
+                for a in failing
+            ],
+        )
 
     def _log_warnings(self, config: Config) -> None:
         for warning in config.warnings:
@@ -344,6 +435,16 @@ def _problems(exc: Exception) -> list[str]:
 
 
 def _bind(listen: ListenAddress, app: WebApp, security: WebSecurity | None) -> ExporterHTTPServer:
+    """The bound HTTP server, or ListenError saying what to do (a port in use...)."""
+    try:
+        return _bind_any(listen, app, security)
+    except OSError as exc:
+        raise _listen_error(listen, exc) from None
+
+
+def _bind_any(
+    listen: ListenAddress, app: WebApp, security: WebSecurity | None
+) -> ExporterHTTPServer:
     """Bind the HTTP server; ":PORT" takes IPv6 and IPv4 where the host has IPv6."""
     if listen.host:
         return ExporterHTTPServer((listen.host, listen.port), app, security=security)

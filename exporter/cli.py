@@ -1,10 +1,10 @@
 """The `saas-quota-exporter` command (docs/configuration.md, Command line).
 
 saas-quota-exporter --config.file PATH [--web.listen-address HOST:PORT]
-    [--web.config.file PATH] [--log.level LEVEL] [--log.format json|console]
+    [--web.config.file PATH] [--log.level LEVEL] [--log.format json|logfmt|console]
     [--shard.count N (--shard.index I | --shard.index-from-hostname)]
-saas-quota-exporter --config.file PATH --config.check
-saas-quota-exporter demo [--web.listen-address HOST:PORT]
+saas-quota-exporter --config.file PATH --config.check [--config.skip-key-files]
+saas-quota-exporter [--log.level LEVEL] demo [--web.listen-address HOST:PORT]
 saas-quota-exporter probe --config.file PATH --account PROVIDER/ACCOUNT
     [--body FILE [--status N] [--headers FILE]]
 """
@@ -16,9 +16,9 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from exporter import __version__
+from exporter import version_text
 from exporter.signals import EARLY
 
 if TYPE_CHECKING:
@@ -29,8 +29,16 @@ if TYPE_CHECKING:
 
 # The choices of --log.level and --log.format (exporter.log.LEVELS and FORMATS, kept
 # here so building the parser needs no import of structlog; a test checks they match).
-LEVELS: Final = ("debug", "info", "warning", "error")
-FORMATS: Final = ("json", "console")
+LEVELS: Final = ("debug", "info", "warn", "warning", "error")
+FORMATS: Final = ("json", "logfmt", "console")
+
+# The subcommands, each with its one-line help (listed by --help); `main` runs the
+# one named by the first argument that is not a flag or a flag's value, so the
+# global flags (--log.level, --log.format) may come before or after its name.
+COMMANDS: Final = {
+    "demo": "run against built-in simulated vendors on loopback; no keys needed",
+    "probe": "poll one account once and print what the vendor answered and what was read",
+}
 
 # Listed as saas-quota-exporter's port on Prometheus' default-port wiki is the plan;
 # until then it is one no common exporter uses.
@@ -41,19 +49,77 @@ EXIT_CONFIG: Final = 1
 EXIT_USAGE: Final = 2
 
 
-def build_parser(demo: bool = False) -> argparse.ArgumentParser:
+class _VersionAction(argparse.Action):
+    """--version, computed only when asked (it may run `git describe`)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(
+            option_strings,
+            dest,
+            nargs=0,
+            default=argparse.SUPPRESS,
+            help="show the version and build, then exit",
+        )
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
+        print(version_text())
+        parser.exit()
+
+
+def _commands_epilog() -> str:
+    width = max(len(name) for name in COMMANDS)
+    lines = [f"  {name.ljust(width)}  {text}" for name, text in COMMANDS.items()]
+    return "commands (saas-quota-exporter COMMAND --help for their flags):\n" + "\n".join(lines)
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Defaults shown where there is one to show, the epilog's command list as written."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help
+        if (
+            text
+            and action.option_strings
+            and action.default not in (None, False, argparse.SUPPRESS)
+        ):
+            text += " (default: %(default)s)"
+        return text
+
+
+def add_log_flags(parser: argparse.ArgumentParser) -> None:
+    """--log.level and --log.format, the flags every command shares."""
+    parser.add_argument(
+        "--log.level",
+        dest="log_level",
+        choices=LEVELS,
+        default="info",
+        help="log only messages of this severity or above (warn is warning, as in Go exporters)",
+    )
+    parser.add_argument(
+        "--log.format",
+        dest="log_format",
+        choices=FORMATS,
+        default="console",
+        help="json: one object a line, for log collectors; logfmt: key=value; console: for people",
+    )
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The main parser, or with `command` the parser of that subcommand."""
+    demo = command == "demo"
     parser = argparse.ArgumentParser(
-        prog="saas-quota-exporter demo" if demo else "saas-quota-exporter",
+        prog=f"saas-quota-exporter {command}" if command else "saas-quota-exporter",
         description=(
-            "Run against built-in simulated vendors on loopback; no keys needed."
-            if demo
+            COMMANDS[command][0].upper() + COMMANDS[command][1:] + "."
+            if command
             else "Prometheus exporter for the quotas of paid SaaS APIs."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog=None if command else _commands_epilog(),
+        formatter_class=_HelpFormatter,
         # Go-style flags: no silent prefixes that a future flag could break.
         allow_abbrev=False,
     )
-    if not demo:
+    if not command:
         parser.add_argument(
             "--config.file", dest="config_file", metavar="PATH", help="YAML config file"
         )
@@ -62,6 +128,13 @@ def build_parser(demo: bool = False) -> argparse.ArgumentParser:
             dest="config_check",
             action="store_true",
             help="validate the config file and exit (0 when valid)",
+        )
+        parser.add_argument(
+            "--config.skip-key-files",
+            dest="skip_key_files",
+            action="store_true",
+            help="with --config.check: check everything but the api_key_file contents, for a"
+            " config whose key files exist only where the service runs",
         )
         parser.add_argument(
             "--web.config.file",
@@ -102,9 +175,8 @@ def build_parser(demo: bool = False) -> argparse.ArgumentParser:
         metavar="HOST:PORT",
         help="address to serve /metrics on",
     )
-    parser.add_argument("--log.level", dest="log_level", choices=LEVELS, default="info")
-    parser.add_argument("--log.format", dest="log_format", choices=FORMATS, default="console")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    add_log_flags(parser)
+    parser.add_argument("--version", action=_VersionAction)
     return parser
 
 
@@ -116,6 +188,7 @@ def build_probe_parser() -> argparse.ArgumentParser:
             " and why a meter is absent (never the key); exit 0 when the poll succeeded."
             " --body parses a recorded answer offline instead."
         ),
+        formatter_class=_HelpFormatter,
         allow_abbrev=False,
     )
     parser.add_argument("--config.file", dest="config_file", metavar="PATH")
@@ -123,9 +196,36 @@ def build_probe_parser() -> argparse.ArgumentParser:
     parser.add_argument("--body", metavar="FILE", help="a recorded response body (offline)")
     parser.add_argument("--status", type=int, default=200, help="its HTTP status")
     parser.add_argument("--headers", metavar="FILE", help="its headers, as a JSON object")
-    parser.add_argument("--log.level", dest="log_level", choices=LEVELS, default="warning")
-    parser.add_argument("--log.format", dest="log_format", choices=FORMATS, default="console")
+    add_log_flags(parser)
+    # The probe prints its own report; the log is for what goes wrong on the way.
+    parser.set_defaults(log_level="warning")
     return parser
+
+
+def split_command(args: Sequence[str]) -> tuple[str | None, list[str]]:
+    """The subcommand named in `args` and the arguments without its name.
+
+    The name is the first argument that is neither a flag nor the value of one (as
+    the main parser's flags take values), so `--log.level debug demo` is `demo`.
+    """
+    takes_value = {
+        option
+        for action in build_parser()._actions
+        if action.nargs != 0
+        for option in action.option_strings
+    }
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        if arg == "--":
+            break
+        if arg.startswith("-"):
+            index += 2 if arg in takes_value else 1
+            continue
+        if arg in COMMANDS:
+            return arg, [*args[:index], *args[index + 1 :]]
+        break
+    return None, list(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -141,16 +241,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(argv: Sequence[str] | None) -> int:
     import asyncio
 
-    from exporter.app import Exporter
+    from exporter.app import Exporter, ListenError
     from exporter.config import ConfigError, load_config
     from exporter.log import configure, get_logger
     from exporter.webconfig import WebConfigError, load_web_config
 
-    args_list = list(sys.argv[1:] if argv is None else argv)
-    if args_list[:1] == ["probe"]:
+    command, args_list = split_command(sys.argv[1:] if argv is None else argv)
+    if command == "probe":
         from exporter.probe import run_probe
 
-        probe_args = build_probe_parser().parse_args(args_list[1:])
+        probe_args = build_probe_parser().parse_args(args_list)
         configure(probe_args.log_level, probe_args.log_format)
         return run_probe(
             probe_args.config_file,
@@ -159,10 +259,10 @@ def _main(argv: Sequence[str] | None) -> int:
             probe_args.status,
             probe_args.headers,
         )
-    if args_list[:1] == ["demo"]:
+    if command == "demo":
         from exporter.demo.run import run_demo
 
-        args = build_parser(demo=True).parse_args(args_list[1:])
+        args = build_parser(command).parse_args(args_list)
         configure(args.log_level, args.log_format)
         listen = _listen(args.listen)
         return run_demo(listen)
@@ -172,12 +272,16 @@ def _main(argv: Sequence[str] | None) -> int:
     configure(args.log_level, args.log_format)
     if not args.config_file:
         parser.error("--config.file is required (or run 'saas-quota-exporter demo')")
+    if args.skip_key_files and not args.config_check:
+        parser.error("--config.skip-key-files only goes with --config.check")
     # A usage error, reported as one before the config is even read.
     listen = _listen(args.listen)
     shard = _shard(args, parser)
 
     if args.config_check:
-        return _check(args.config_file, args.web_config_file)
+        return _check(
+            args.config_file, args.web_config_file, read_key_files=not args.skip_key_files
+        )
 
     log = get_logger()
     EARLY.config_read()
@@ -205,6 +309,10 @@ def _main(argv: Sequence[str] | None) -> int:
     )
     try:
         asyncio.run(exporter.run(config))
+    except ListenError as exc:
+        # A port in use is an operator's everyday mistake: one line, no traceback.
+        log.error(str(exc), address=exc.address)
+        return EXIT_CONFIG
     except OSError as exc:
         log.error("cannot serve", address=args.listen, error=str(exc))
         return EXIT_CONFIG
@@ -245,12 +353,12 @@ def _shard(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Shard:
         parser.error(str(exc))
 
 
-def _check(path: str, web_config_file: str | None) -> int:
+def _check(path: str, web_config_file: str | None, *, read_key_files: bool = True) -> int:
     from exporter.config import ConfigError, load_config
     from exporter.webconfig import WebConfigError, load_web_config
 
     try:
-        config = load_config(path)
+        config = load_config(path, read_key_files=read_key_files)
     except ConfigError as exc:
         _print_problems(path, exc)
         return EXIT_CONFIG
@@ -263,7 +371,13 @@ def _check(path: str, web_config_file: str | None) -> int:
         print(f"{web_config_file}: OK")
     for warning in config.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    print(f"{path}: OK ({len(config.accounts)} accounts)")
+    unread = config.unread_key_files
+    skipped = (
+        f"; {unread} key file{'s' if unread != 1 else ''} not read (--config.skip-key-files)"
+        if unread
+        else ""
+    )
+    print(f"{path}: OK ({len(config.accounts)} accounts{skipped})")
     return 0
 
 

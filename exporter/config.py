@@ -50,6 +50,8 @@ MAX_CONCURRENCY: Final = 1024
 _ACCOUNT_NAME = re.compile(r"^[a-zA-Z0-9_.-]+$")
 _ENV_REF = re.compile(r"\$\$|\$\{([^}]*)\}")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# `$NAME` without braces, the whole value (a shell habit; see `_unbraced_reference`).
+_UNBRACED_REF = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 # user:password@ in a URL, with or without a scheme (checked before the URL is echoed).
 _URL_USERINFO = re.compile(r"^(?:[^/?#]*://)?[^/?#]*@")
 _GLOBAL_KEYS: Final = (
@@ -130,6 +132,8 @@ class Config:
     provider_concurrency: int | None = None
     # Accepted but worth a log line (an interval under the vendor's minimum...).
     warnings: tuple[str, ...] = ()
+    # api_key_file paths not read (load_config(read_key_files=False)); their keys are "".
+    unread_key_files: int = 0
 
 
 class ConfigError(Exception):
@@ -145,11 +149,15 @@ def load_config(
     environ: Mapping[str, str] | None = None,
     *,
     providers: Mapping[str, Provider] = PROVIDERS,
+    read_key_files: bool = True,
 ) -> Config:
     """Read and validate a config file; ConfigError lists every problem at once.
 
     `providers` is the registry each account's `provider:` is resolved in (the
-    built-in adapters unless the caller hands in another).
+    built-in adapters unless the caller hands in another). `read_key_files=False`
+    checks everything but the `api_key_file` contents, for a config whose key files
+    exist only where the service runs (`--config.check --config.skip-key-files`);
+    such a config has empty keys and is for checking only.
     """
     source = os.fspath(path)
     try:
@@ -164,6 +172,7 @@ def load_config(
         environ=os.environ if environ is None else environ,
         base_dir=Path(source).resolve().parent,
         providers=providers,
+        read_key_files=read_key_files,
     )
 
 
@@ -174,10 +183,12 @@ def parse_config(
     environ: Mapping[str, str] | None = None,
     base_dir: Path | None = None,
     providers: Mapping[str, Provider] = PROVIDERS,
+    read_key_files: bool = True,
 ) -> Config:
     loader = _Loader(
         source, os.environ if environ is None else environ, base_dir or Path.cwd(), providers
     )
+    loader.read_key_files = read_key_files
     return loader.load(text)
 
 
@@ -202,6 +213,10 @@ class _Loader(Reader):
         self.base_dir = base_dir
         # The registry every `provider:` is resolved in; the only one this pass reads.
         self.providers = providers
+        # `$NAME` values warned about (`_unbraced_reference`): variable names, not keys.
+        self.unbraced: set[str] = set()
+        self.read_key_files = True
+        self.unread_key_files = 0
 
     # --- reporting ----------------------------------------------------------------
 
@@ -292,7 +307,9 @@ class _Loader(Reader):
             self.warning(top["accounts"], "accounts", "no accounts configured; nothing to poll")
         if self.problems:
             raise self.error()
-        REDACTOR.register(*(a.api_key.reveal() for a in accounts))
+        REDACTOR.register(
+            *(a.api_key.reveal() for a in accounts if a.api_key.reveal() not in self.unbraced)
+        )
         return Config(
             accounts=tuple(accounts),
             interval=interval,
@@ -301,6 +318,7 @@ class _Loader(Reader):
             concurrency=concurrency or DEFAULT_CONCURRENCY,
             provider_concurrency=provider_concurrency,
             warnings=tuple(self.warnings),
+            unread_key_files=self.unread_key_files,
         )
 
     # --- accounts -----------------------------------------------------------------
@@ -408,7 +426,8 @@ class _Loader(Reader):
             return None
         key_value, key_file = key
         check = adapter.key_warning
-        remark = check(key_value) if check else None
+        # An unread key file's "" is no key to judge.
+        remark = check(key_value) if check and key_value else None
         if remark:
             self.warning(node, where, remark)
         return AccountConfig(
@@ -533,6 +552,9 @@ class _Loader(Reader):
         path = Path(path_text)
         if not path.is_absolute():
             path = self.base_dir / path
+        if not self.read_key_files:
+            self.unread_key_files += 1
+            return "", str(path)
         try:
             value = read_limited(path, MAX_KEY_FILE_BYTES).decode("utf-8").strip()
         except FileReadError as exc:
@@ -668,11 +690,46 @@ class _Loader(Reader):
                 else:
                     report(f"environment variable {name} is not set")
                 return ""
+            if not value.strip():
+                # Set, so the name is a variable's and safe to show; an empty key or
+                # URL would otherwise fail later as "is empty" with no variable named.
+                report(
+                    f"environment variable {name} is set but empty"
+                    f"{' (only whitespace)' if value else ''}: give it a value, or unset"
+                    " it and fix the config"
+                )
+                return ""
             if secret:
                 REDACTOR.register(value)
             return value
 
-        return _ENV_REF.sub(substitute, str(node.value))
+        text = str(node.value)
+        self._unbraced_reference(node, where, text)
+        return _ENV_REF.sub(substitute, text)
+
+    def _unbraced_reference(self, node: ScalarNode, where: str, text: str) -> None:
+        """Warn about `$NAME` written for `${NAME}`: it is used as written, `$` and all.
+
+        Only a warning (a key may start with `$`), and only when the whole value is
+        `$` and a variable name that is set in the environment or looks like one
+        (`_conventional_name`: upper case, digits, `_`), so a key like `$k3y-9f...`
+        is never quoted. Such a value is a name, not a key: it is not registered for
+        scrubbing (`unbraced`), so the warning stays readable in the log.
+        """
+        match = _UNBRACED_REF.fullmatch(text.strip())
+        if match is None:
+            return
+        name = match.group(1)
+        if name not in self.environ and not _conventional_name(name):
+            return
+        self.unbraced.add(text.strip())
+        is_set = "is set" if name in self.environ else "is not set"
+        self.warning(
+            node,
+            where,
+            f"${name} is used literally, dollar sign included; to read the environment"
+            f" variable {name} (which {is_set}) write ${{{name}}}",
+        )
 
 
 # What the user most likely did, and the two ways out (api_key is the secret field).

@@ -1,4 +1,4 @@
-"""structlog set-up: JSON or console lines on stderr, with keys scrubbed out.
+"""structlog set-up: JSON, logfmt or console lines on stderr, with keys scrubbed out.
 
 The scrubbing processor runs last before rendering, over every string in the event,
 so a key that reaches a log call by any road (an exception text, a vendor echoing it
@@ -16,8 +16,10 @@ import structlog
 
 from exporter.redaction import REDACTOR
 
-LEVELS: Final = ("debug", "info", "warning", "error")
-FORMATS: Final = ("json", "console")
+# `warn` as the Go exporters (promslog) spell it, an alias of `warning`.
+LEVELS: Final = ("debug", "info", "warn", "warning", "error")
+FORMATS: Final = ("json", "logfmt", "console")
+_LEVEL_ALIASES: Final = {"warn": "warning"}
 
 
 def _scrub(value: Any) -> Any:
@@ -44,14 +46,26 @@ def _scrub(value: Any) -> Any:
 # vendor's or account's name (the demo's "demo-tornado-pipeline") would otherwise
 # take that name out of every line about the account.
 _NOT_SECRET: Final = frozenset({"provider", "account"})
+# Lists of such identifiers ("pictory/marketing auth": provider/account and a
+# `Reason` value), for one line about many accounts (the first poll round's).
+_NOT_SECRET_LISTS: Final = frozenset({"failing_accounts"})
+
+
+def _verbatim(key: str, value: Any) -> bool:
+    if key in _NOT_SECRET:
+        return isinstance(value, str)
+    return (
+        key in _NOT_SECRET_LISTS
+        and isinstance(value, list | tuple)
+        and all(isinstance(v, str) for v in value)
+    )
 
 
 def scrub_secrets(
     _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
     return {
-        key: value if key in _NOT_SECRET and isinstance(value, str) else _scrub(value)
-        for key, value in event_dict.items()
+        key: value if _verbatim(key, value) else _scrub(value) for key, value in event_dict.items()
     }
 
 
@@ -59,6 +73,11 @@ def configure(level: str = "info", fmt: str = "console", stream: TextIO | None =
     renderer: Any
     if fmt == "json":
         renderer = structlog.processors.JSONRenderer(sort_keys=True)
+    elif fmt == "logfmt":
+        # The Go exporters' other format; time, level and message first, as theirs.
+        renderer = structlog.processors.LogfmtRenderer(
+            key_order=["timestamp", "level", "event"], drop_missing=True, bool_as_flag=False
+        )
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=False)
     structlog.configure(
@@ -71,7 +90,7 @@ def configure(level: str = "info", fmt: str = "console", stream: TextIO | None =
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(
-            logging.getLevelNamesMapping()[level.upper()]
+            logging.getLevelNamesMapping()[_LEVEL_ALIASES.get(level, level).upper()]
         ),
         logger_factory=structlog.PrintLoggerFactory(stream or sys.stderr),
         cache_logger_on_first_use=False,

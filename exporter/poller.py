@@ -503,7 +503,7 @@ class Poller:
         except _UNSENDABLE:
             raise  # our own request is at fault, not the network: `internal`
         except httpx.TransportError as exc:
-            raise PollError(Reason.NETWORK, _transport_message(exc)) from None
+            raise PollError(Reason.NETWORK, _transport_message(exc, account.url)) from None
         try:
             readings = adapter.parse(status, headers, body)
             if not isinstance(readings, Readings):
@@ -786,7 +786,16 @@ def _traceback_text(exc: BaseException, api_key: str) -> str:
     return _scrub_key("".join(traceback.format_exception(exc)), api_key)
 
 
-def _transport_message(exc: httpx.TransportError) -> str:
+def _transport_message(exc: httpx.TransportError, url: str) -> str:
+    """`ConnectError talking to api.example.com:443: ...`: which host failed, the first
+    thing to check (DNS, firewall, proxy), from the URL's host and port alone; its path
+    and query are never shown (a vendor may take the key in the query)."""
     kind = type(exc).__name__
     detail = str(exc) or "connection failed"
-    return f"{kind}: {detail}"
+    try:
+        parts = httpx.URL(url)
+        host = f"[{parts.host}]" if ":" in parts.host else parts.host
+        where = f" talking to {host}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
+    except (httpx.InvalidURL, ValueError):
+        where = ""
+    return f"{kind}{where}: {detail}"

@@ -173,6 +173,22 @@ def compose(text: str) -> Node | None:
         loader.dispose()
 
 
+def _tab_hint(text: str, mark: Any) -> str:
+    """The fix when a tab is what YAML stumbled on: at the error, or in that line's indent.
+
+    PyYAML says "found character '\\t' that cannot start any token", which names the
+    character but not that YAML forbids tabs in indentation (editors insert them).
+    """
+    if mark is None or not 0 <= mark.index <= len(text):
+        return ""
+    start = text.rfind("\n", 0, mark.index) + 1
+    line = text[start : text.find("\n", start) if "\n" in text[start:] else len(text)]
+    indent = line[: len(line) - len(line.lstrip(" \t"))]
+    if text[mark.index : mark.index + 1] == "\t" or "\t" in indent:
+        return "; use spaces, not tabs (YAML rejects a tab here; indentation must be spaces)"
+    return ""
+
+
 def yaml_message(exc: yaml.MarkedYAMLError) -> str:
     """PyYAML's words without the anchor, alias and tag names it quotes (one may be a key).
 
@@ -309,8 +325,9 @@ class Reader:
             raise DocumentError(self._where(exc.problem_mark), str(exc.problem), "limit") from None
         except yaml.MarkedYAMLError as exc:
             # str(exc) would quote the offending line, which may hold a key.
-            where = self._where(exc.problem_mark or exc.context_mark)
-            raise DocumentError(where, yaml_message(exc), "syntax") from None
+            mark = exc.problem_mark or exc.context_mark
+            message = yaml_message(exc) + _tab_hint(text, mark)
+            raise DocumentError(self._where(mark), message, "syntax") from None
         except yaml.reader.ReaderError as exc:
             line = text.count("\n", 0, exc.position) + 1
             column = exc.position - text.rfind("\n", 0, exc.position)

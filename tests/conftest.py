@@ -12,8 +12,10 @@ test), as tests/providers/test_tornado.py's lone-surrogate billing error did.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
+import structlog
 from hypothesis import settings
 
 from exporter.redaction import REDACTOR, Redactor
@@ -28,6 +30,15 @@ settings.load_profile(
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """A test that runs main() configures structlog onto its captured stderr, which is
+    closed when the test ends: every later log call would raise. Put it back."""
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
 
 
 @pytest.fixture(autouse=True)

@@ -300,8 +300,8 @@ async def test_a_busy_port_fails_run_before_any_vendor_is_called(
         taken.listen()
         busy = ListenAddress("127.0.0.1", int(taken.getsockname()[1]))
         exporter = make_exporter(path, clock, listen=busy)
-        # The CLI turns this OSError into "cannot serve" and exit 1.
-        with pytest.raises(OSError, match=os.strerror(errno.EADDRINUSE)) as raised:
+        # The CLI logs this ListenError (an OSError) as one line and exits 1.
+        with pytest.raises(OSError, match="the address is already in use") as raised:
             await asyncio.wait_for(exporter.run(load_config(path)), 10)
     assert raised.value.errno == errno.EADDRINUSE
     assert not exporter.started.is_set()
@@ -723,3 +723,71 @@ async def test_sigterm_ends_run_while_a_load_hangs(
         never.set()
         stop.set()
         await asyncio.wait_for(task, 10)
+
+
+# --- first run: the log says it works, or which account does not and why ----------------
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def test_the_end_of_the_first_round_is_one_info_line_naming_what_fails(
+    tmp_path: Path, clock: FakeClock, sim: VendorSimulator
+) -> None:
+    import io
+
+    import structlog
+
+    from exporter.log import configure
+
+    port = _closed_port()
+    path = write_config(
+        tmp_path / "config.yml",
+        keep(sim),
+        account("tornado", "pipeline", TORNADO_KEY, sim.base_url("tornado")),
+        account("piloterr", "down", PILOTERR_KEY, f"http://127.0.0.1:{port}/piloterr"),
+    )
+    saved = structlog.get_config()
+    stream = io.StringIO()
+    configure("info", "json", stream)
+    try:
+        exporter = make_exporter(path, clock)
+        async with running(exporter, load_config(path)):
+            await eventually(lambda: "first poll round done" in stream.getvalue())
+    finally:
+        structlog.configure(**saved)
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    (line,) = [x for x in lines if x["event"].startswith("first poll round done")]
+    assert line["event"] == "first poll round done: 3 accounts, 2 up, 1 failing"
+    assert line["level"] == "info"
+    assert (line["accounts"], line["up"], line["failing"]) == (3, 2, 1)
+    assert line["failing_accounts"] == ["piloterr/down network"]
+    events = [x["event"] for x in lines]
+    assert events.index("listening") < events.index(line["event"])
+
+    # The network error names the host it could not reach, never path or query.
+    (failed,) = [x for x in lines if x["event"] == "poll failed"]
+    assert failed["error"].startswith(f"ConnectError talking to 127.0.0.1:{port}: "), failed
+    assert "/piloterr" not in failed["error"]
+
+
+async def test_a_port_in_use_is_a_listen_error_naming_the_address_and_another_port(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    path = write_config(tmp_path / "config.yml")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = int(taken.getsockname()[1])
+        exporter = make_exporter(path, clock, listen=ListenAddress("127.0.0.1", port))
+        with pytest.raises(app_module.ListenError) as raised:
+            await asyncio.wait_for(exporter.run(load_config(path)), 10)
+    assert raised.value.address == f"127.0.0.1:{port}"
+    assert str(raised.value) == (
+        f"cannot listen on 127.0.0.1:{port}: the address is already in use: another process"
+        " (another exporter?) listens there; stop it, or choose another port, e.g."
+        f" --web.listen-address 127.0.0.1:{port + 1}"
+    )

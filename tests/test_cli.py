@@ -7,14 +7,18 @@ so the entry point and its exit codes are covered as a user would meet them.
 from __future__ import annotations
 
 import os
+import platform
+import re
+import socket
 import subprocess
-from collections.abc import Iterator
+import sys
 from pathlib import Path
 
 import pytest
-import structlog
 
-from exporter.cli import main
+import exporter
+from exporter import __version__
+from exporter.cli import COMMANDS, main, split_command
 from exporter.providers import PROVIDERS
 from tests.e2e import exporter_command
 
@@ -53,14 +57,6 @@ BAD_PROBLEMS = [
     "{path}:10:15: accounts[1].base_url: invalid URL 'ftp://example.com':"
     " need http:// or https:// and a host",
 ]
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    """main() configures structlog onto the captured stderr; put it back afterwards."""
-    saved = structlog.get_config()
-    yield
-    structlog.configure(**saved)
 
 
 @pytest.fixture
@@ -166,10 +162,20 @@ def test_missing_config_file_is_a_usage_error(
     )
 
 
-@pytest.mark.parametrize("address", ["9877", "localhost", "host:http", ":99999", "127.0.0.1:"])
+@pytest.mark.parametrize(
+    ("address", "fix"),
+    [
+        ("9877", "; for port 9877 on every interface write ':9877'"
+         " (or '127.0.0.1:9877' for this machine only)"),
+        ("localhost", "; add the port, e.g. 'localhost:9877'"),
+        ("host:http", "; the port must be a number from 0 to 65535"),
+        (":99999", "; the port must be a number from 0 to 65535"),
+        ("127.0.0.1:", "; add the port, e.g. '127.0.0.1:9877'"),
+    ],
+)  # fmt: skip
 @pytest.mark.parametrize("check", [False, True], ids=["run", "check"])
-def test_invalid_listen_address_is_a_usage_error(
-    address: str, check: bool, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_invalid_listen_address_is_a_usage_error_that_suggests_the_fix(
+    address: str, fix: str, check: bool, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # A valid config: the address alone must stop it, before anything is served.
     path = write(tmp_path, "accounts: []\n")
@@ -179,7 +185,9 @@ def test_invalid_listen_address_is_a_usage_error(
     assert info.value.code == 2
     out, err = capsys.readouterr()
     assert out == ""
-    assert err == (f"saas-quota-exporter: invalid listen address {address!r}: expected HOST:PORT\n")
+    assert err == (
+        f"saas-quota-exporter: invalid listen address {address!r}: expected HOST:PORT{fix}\n"
+    )
 
 
 def test_unknown_flag_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
@@ -299,3 +307,182 @@ def test_config_check_lists_every_web_config_problem_a_line_with_its_position(
         f"  {web}:4:8: basic_auth_users.ops: not a bcrypt hash;"
         " generate one with: htpasswd -nBC 10 \"\" | tr -d ':\\n'",
     ]
+
+
+# --- first run: help, flags, version ---------------------------------------------------
+
+
+def test_help_lists_the_commands_and_shows_the_log_flags_with_their_defaults(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert "commands (saas-quota-exporter COMMAND --help for their flags):" in out
+    for name, text in COMMANDS.items():
+        assert re.search(rf"^  {name} +{re.escape(text)}$", out, re.M), name
+    flat = " ".join(out.split())
+    assert "--log.level {debug,info,warn,warning,error} log only messages of this" in flat
+    assert "(default: info)" in flat
+    assert "--log.format {json,logfmt,console} json: one object a line" in flat
+    assert "(default: console)" in flat
+    assert "(default: None)" not in flat
+    assert "(default: False)" not in flat
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["demo"], ("demo", [])),
+        (["--log.level", "debug", "demo"], ("demo", ["--log.level", "debug"])),
+        (["--log.level=debug", "demo", "--log.format", "json"],
+         ("demo", ["--log.level=debug", "--log.format", "json"])),
+        (["--config.check", "demo"], ("demo", ["--config.check"])),
+        (["--config.file", "demo"], (None, ["--config.file", "demo"])),  # a file named demo
+        (["--config.file", "x.yml"], (None, ["--config.file", "x.yml"])),
+        (["--", "demo"], (None, ["--", "demo"])),
+        (["nodemo", "demo"], (None, ["nodemo", "demo"])),
+    ],
+)  # fmt: skip
+def test_the_command_is_the_first_argument_that_is_no_flag_or_flag_value(
+    argv: list[str], expected: tuple[str | None, list[str]]
+) -> None:
+    assert split_command(argv) == expected
+
+
+def test_log_flags_before_the_command_reach_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--log.level debug demo` was "unrecognized arguments: demo"."""
+    import exporter.demo.run
+
+    seen: dict[str, object] = {}
+
+    def fake_run_demo(listen: object) -> int:
+        seen["listen"] = listen
+        return 0
+
+    def fake_configure(level: str, fmt: str) -> None:
+        seen["log"] = (level, fmt)
+
+    monkeypatch.setattr(exporter.demo.run, "run_demo", fake_run_demo)
+    monkeypatch.setattr("exporter.log.configure", fake_configure)
+    assert main(["--log.level", "debug", "--log.format=logfmt", "demo"]) == 0
+    assert seen["log"] == ("debug", "logfmt")
+    assert main(["--log.level", "warn", "demo", "--web.listen-address", "127.0.0.1:0"]) == 0
+    assert seen["log"] == ("warn", "console")
+    assert str(seen["listen"]) == "ListenAddress(host='127.0.0.1', port=0)"
+
+
+def test_the_go_exporters_log_values_are_accepted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, "accounts: []\n")
+    argv = ["--config.file", str(path), "--config.check", "--log.level=warn", "--log.format=logfmt"]
+    assert main(argv) == 0
+    assert capsys.readouterr().out == f"{path}: OK (0 accounts)\n"
+
+
+def test_version_is_in_the_prometheus_style() -> None:
+    result = run_script("--version")
+    assert result.returncode == 0
+    lines = result.stdout.splitlines()
+    assert re.fullmatch(
+        rf"saas-quota-exporter, version {re.escape(__version__)} \(revision: [^\s()]+\)", lines[0]
+    ), lines[0]
+    assert lines[1] == f"  python version:   {platform.python_version()} (CPython)"
+    assert re.fullmatch(r"  platform:         [a-z0-9]+/[a-z0-9_]+", lines[2]), lines[2]
+    assert len(lines) == 3
+
+
+def test_the_revision_comes_from_the_recorded_file_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    package = tmp_path / "exporter"
+    package.mkdir()
+    monkeypatch.setattr(exporter, "__file__", str(package / "__init__.py"))
+    assert exporter.revision() == "unknown"  # no file, no checkout
+    (package / "REVISION").write_text("v0.1.0-3-gabc1234\n")
+    assert exporter.revision() == "v0.1.0-3-gabc1234"
+
+
+def test_python_m_exporter_is_the_command() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "exporter", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: saas-quota-exporter ")
+
+
+# --- first run: checking the shipped configs from a shell ------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def shipped_configs(tmp_path: Path) -> list[Path]:
+    """Every config the repository ships for a service, the Helm chart's default too."""
+    import yaml
+
+    helm = tmp_path / "helm-config.yml"
+    values = yaml.safe_load((ROOT / "deploy/helm/saas-quota-exporter/values.yaml").read_text())
+    helm.write_text(yaml.safe_dump(values["config"]))
+    return [
+        ROOT / "deploy/systemd/config.yml",
+        ROOT / "deploy/kubernetes/base/config.yml",
+        ROOT / "deploy/compose/config.yml",
+        helm,
+    ]
+
+
+def test_every_shipped_config_checks_from_a_shell_without_its_key_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The compose config reads its keys from variables (compose's .env).
+    for name in ("PICTORY", "TORNADO", "PILOTERR", "VIDNAVIGATOR", "VERTAAUX"):
+        monkeypatch.setenv(f"{name}_API_KEY", f"{name.lower()}_FAKE_KEY_0123456789")
+    for path in shipped_configs(tmp_path):
+        argv = ["--config.file", str(path), "--config.check", "--config.skip-key-files"]
+        assert main(argv) == 0, capsys.readouterr().err
+        out, err = capsys.readouterr()
+        files = path.read_text().count("api_key_file:")
+        assert err == ""
+        skipped = f"; {files} key files not read (--config.skip-key-files)" if files else ""
+        assert out == f"{path}: OK (5 accounts{skipped})\n"
+
+
+def test_without_skip_key_files_a_missing_key_file_is_still_an_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = ROOT / "deploy/systemd/config.yml"
+    assert main(["--config.file", str(path), "--config.check"]) == 1
+    assert "cannot read /run/credentials/" in capsys.readouterr().err
+
+
+def test_skip_key_files_only_goes_with_check(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--config.file", "x.yml", "--config.skip-key-files"])
+    assert info.value.code == 2
+    assert "error: --config.skip-key-files only goes with --config.check" in capsys.readouterr().err
+
+
+# --- first run: a port in use ------------------------------------------------------------
+
+
+def test_a_port_in_use_is_one_line_naming_it_and_what_to_do(tmp_path: Path) -> None:
+    path = tmp_path / "exporter.yml"
+    path.write_text("accounts: []\n")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_script("--config.file", str(path), "--web.listen-address", f"127.0.0.1:{port}")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert (
+        f"cannot listen on 127.0.0.1:{port}: the address is already in use: another process"
+        f" (another exporter?) listens there; stop it, or choose another port, e.g."
+        f" --web.listen-address 127.0.0.1:{port + 1}"
+    ) in result.stderr

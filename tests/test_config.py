@@ -531,7 +531,8 @@ BAD = [
         {},
         [
             f"{SOURCE}:2:1: YAML syntax error: while scanning for the next token,"
-            " found character '\\t' that cannot start any token"
+            " found character '\\t' that cannot start any token; use spaces, not tabs"
+            " (YAML rejects a tab here; indentation must be spaces)"
         ],
         id="yaml: tab indentation",
     ),
@@ -794,7 +795,8 @@ BAD = [
             f"{SOURCE}:4:13: accounts[0].api_key: is empty",
             f"{SOURCE}:7:14: accounts[1].api_key: is empty",
             f"{SOURCE}:10:14: accounts[2].api_key: is empty",
-            f"{SOURCE}:13:14: accounts[3].api_key: is empty",
+            f"{SOURCE}:13:14: accounts[3].api_key: environment variable EMPTY is set but"
+            " empty: give it a value, or unset it and fix the config",
         ],
         id="empty api_key",
     ),
@@ -1677,3 +1679,156 @@ def test_concurrency_keys_default_and_load(tmp_path: Path) -> None:
         tmp_path,
     )
     assert (set_.concurrency, set_.provider_concurrency) == (200, 7)
+
+
+# --- first run: the mistakes a new user makes, each answered with its fix ---------------
+
+
+def _pictory(api_key: str) -> str:
+    return f"accounts:\n  - provider: pictory\n    account: marketing\n    api_key: {api_key}\n"
+
+
+@pytest.mark.parametrize(
+    ("environ", "state"),
+    [({"PICTORY_API_KEY": ENV_KEY}, "is set"), ({}, "is not set")],
+    ids=["set", "unset-conventional"],
+)
+def test_an_unbraced_variable_is_used_literally_with_a_warning_naming_it(
+    environ: dict[str, str], state: str, tmp_path: Path
+) -> None:
+    config = parse(_pictory("$PICTORY_API_KEY"), tmp_path, environ=environ)
+    assert config.accounts[0].api_key.reveal() == "$PICTORY_API_KEY"  # as written
+    assert config.warnings == (
+        f"{SOURCE}:4:14: accounts[0].api_key: $PICTORY_API_KEY is used literally, dollar sign"
+        f" included; to read the environment variable PICTORY_API_KEY (which {state})"
+        " write ${PICTORY_API_KEY}",
+    )
+    assert_no_secret(*config.warnings)
+
+
+def test_an_unbraced_variable_set_in_the_environment_is_named_whatever_its_case(
+    tmp_path: Path,
+) -> None:
+    config = parse(_pictory("$pictory_key"), tmp_path, environ={"pictory_key": ENV_KEY})
+    assert [w.split(": ", 2)[2] for w in config.warnings] == [
+        "$pictory_key is used literally, dollar sign included; to read the environment"
+        " variable pictory_key (which is set) write ${pictory_key}"
+    ]
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["$sk_live_4f2a9c7e1b", "$k3y-9f8e7d6c", "$Ab12Cd34Ef56", "$ABCDEFGHIJKLMNOPQRSTUVWXYZ", "$$X"],
+)
+def test_a_key_that_starts_with_a_dollar_is_taken_as_a_key_without_a_warning(
+    key: str, tmp_path: Path
+) -> None:
+    config = parse(_pictory(f"'{key}'"), tmp_path)
+    assert config.warnings == ()
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(key=st.from_regex(r"\$[A-Za-z0-9_\-]{6,40}", fullmatch=True))
+def test_an_unbraced_warning_never_quotes_what_is_not_a_variable_name(
+    key: str, tmp_path: Path
+) -> None:
+    """Warned about only when the text is a conventional name; otherwise silent."""
+    config = parse(_pictory(f"'{key}'"), tmp_path)
+    name = key[1:]
+    conventional = re.fullmatch(r"[A-Z_][A-Z0-9_]{0,63}", name) is not None and all(
+        len(part) <= 16 for part in name.split("_")
+    )
+    assert bool(config.warnings) == conventional
+    if not conventional:
+        assert all(name not in w for w in config.warnings)
+
+
+def test_the_unbraced_warning_stays_readable_in_the_log(tmp_path: Path) -> None:
+    """The literal `$NAME` is a name, not a key: not scrubbed out of its own warning."""
+    import io
+
+    import structlog
+
+    from exporter.log import configure, get_logger
+
+    config = parse(_pictory("$PICTORY_API_KEY"), tmp_path, environ={"PICTORY_API_KEY": ENV_KEY})
+    saved = structlog.get_config()
+    stream = io.StringIO()
+    try:
+        configure("info", "json", stream)
+        get_logger().warning("config warning", detail=config.warnings[0])
+    finally:
+        structlog.configure(**saved)
+    assert "write ${PICTORY_API_KEY}" in stream.getvalue()
+
+
+@pytest.mark.parametrize("value", ["", "   "], ids=["empty", "whitespace"])
+@pytest.mark.parametrize(
+    ("field", "text"),
+    [("api_key", "${PICTORY_API_KEY}"), ("base_url", "https://${PICTORY_API_KEY}/")],
+)
+def test_a_set_but_empty_variable_is_named(
+    value: str, field: str, text: str, tmp_path: Path
+) -> None:
+    yaml_text = _pictory("${PICTORY_API_KEY}" if field == "api_key" else KEY)
+    if field == "base_url":
+        yaml_text += f"    base_url: {text}\n"
+    with pytest.raises(ConfigError) as info:
+        parse(yaml_text, tmp_path, environ={"PICTORY_API_KEY": value})
+    (problem,) = info.value.problems
+    assert f"accounts[0].{field}: environment variable PICTORY_API_KEY is set but empty" in problem
+    assert problem.endswith("give it a value, or unset it and fix the config")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "accounts:\n\t- provider: pictory\n",
+        "accounts:\n  - provider: pictory\n  \taccount: a\n",
+        "global:\n  interval: 5m\n\ttimeout: 10s\naccounts: []\n",
+        "global:\tx\n",
+    ],
+)
+def test_a_tab_in_the_yaml_says_use_spaces(text: str, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse(text, tmp_path)
+    (problem,) = info.value.problems
+    assert problem.endswith(
+        "; use spaces, not tabs (YAML rejects a tab here; indentation must be spaces)"
+    )
+
+
+def test_a_syntax_error_without_a_tab_has_no_tab_hint(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse("accounts: [\n", tmp_path)
+    assert "tab" not in info.value.problems[0]
+
+
+def test_key_files_can_be_left_unread_for_a_check(tmp_path: Path) -> None:
+    text = (
+        "accounts:\n"
+        "  - {provider: pictory, account: a, api_key_file: /run/secrets/nowhere/pictory}\n"
+        "  - {provider: vertaaux, account: b, api_key_file: keys/vertaaux}\n"
+        f"  - {{provider: tornado, account: c, api_key: {KEY}}}\n"
+    )
+    with pytest.raises(ConfigError):
+        parse(text, tmp_path)  # read: the files are missing
+    config = parse_config(text, source=SOURCE, environ={}, base_dir=tmp_path, read_key_files=False)
+    assert config.unread_key_files == 2
+    assert [a.api_key_file for a in config.accounts] == [
+        "/run/secrets/nowhere/pictory",
+        str(tmp_path / "keys/vertaaux"),
+        None,
+    ]
+    # Everything else is still checked.
+    with pytest.raises(ConfigError) as info:
+        parse_config(
+            text.replace("account: b", "account: b, interval: 5"),
+            source=SOURCE,
+            environ={},
+            base_dir=tmp_path,
+            read_key_files=False,
+        )
+    assert "accounts[1].interval: not a duration" in info.value.problems[0]

@@ -374,3 +374,50 @@ def test_provider_and_account_are_shown_even_when_a_key_contains_them() -> None:
             "provider": "piloterr",
         }
     ]
+
+
+# --- first run: the Go exporters' level and format names --------------------------------
+
+
+def test_warn_is_warning_as_in_the_go_exporters() -> None:
+    stream = io.StringIO()
+    configure("warn", "json", stream)
+    log = get_logger()
+    log.info("not shown")
+    log.warning("shown")
+    assert [json.loads(line)["event"] for line in stream.getvalue().splitlines()] == ["shown"]
+
+
+def test_logfmt_lines_start_with_time_level_and_message_and_are_scrubbed() -> None:
+    REDACTOR.register(KEY)
+    stream = io.StringIO()
+    configure("info", "logfmt", stream)
+    get_logger(provider="pictory", account="a").info(
+        "poll failed", error=f"vendor said {KEY}", retry_in_seconds=30.0
+    )
+    (line,) = stream.getvalue().splitlines()
+    assert re.fullmatch(
+        rf"timestamp={TIMESTAMP.pattern} level=info event=\"poll failed\" provider=pictory"
+        r" account=a error=\"vendor said <redacted>\" retry_in_seconds=30.0",
+        line,
+    ), line
+
+
+def test_failing_accounts_keep_their_names_when_a_key_contains_one() -> None:
+    """The demo's keys hold their account's name; the first-round line must not lose it."""
+    REDACTOR.register("demo-pictory-marketing")
+    stream = io.StringIO()
+    configure("info", "json", stream)
+    get_logger().info("first round", failing_accounts=["pictory/marketing auth"], other="marketing")
+    record = json.loads(stream.getvalue())
+    assert record["failing_accounts"] == ["pictory/marketing auth"]
+    assert record["other"] == "<redacted>"  # anything else is scrubbed as before
+
+
+def test_the_cli_offers_exactly_the_levels_and_formats_the_log_takes() -> None:
+    from exporter import cli, log
+
+    assert cli.LEVELS == log.LEVELS
+    assert cli.FORMATS == log.FORMATS
+    for level in log.LEVELS:
+        configure(level, "logfmt", io.StringIO())

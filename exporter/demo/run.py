@@ -9,9 +9,12 @@ the demo polls over HTTP, parses with the real adapters and serves real /metrics
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import sys
+import tempfile
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Final
 
 from exporter.app import Exporter, ListenAddress
@@ -63,8 +66,20 @@ def load_demo_config(sim: VendorSimulator) -> Config:
 
 
 def run_demo(listen: ListenAddress) -> int:
-    with VendorSimulator(demo_accounts()) as sim:
+    with VendorSimulator(demo_accounts()) as sim, contextlib.ExitStack() as files:
         config = load_demo_config(sim)
+        # Shown by path, not printed: the log stays free of keys, even demo ones. A
+        # read-only container may have no writable temporary directory: say so.
+        try:
+            tmp = files.enter_context(tempfile.TemporaryDirectory(prefix="saas-quota-demo-"))
+            config_file = Path(tmp, "config.yml")
+            config_file.write_text(demo_config_text(sim), encoding="utf-8")
+            shown = (
+                f"{config_file} (the config it runs, as you would write one;"
+                " its keys are the simulator's)"
+            )
+        except OSError as exc:
+            shown = f"not written ({exc.strerror or exc}: no writable temporary directory)"
         exporter = Exporter(lambda: load_demo_config(sim), listen)
 
         async def main() -> None:
@@ -79,6 +94,7 @@ def run_demo(listen: ListenAddress) -> int:
                     f"  metrics:      {url}/metrics\n"
                     f"  status page:  {url}/\n"
                     f"  health:       {url}/-/healthy  {url}/-/ready\n"
+                    f"  config:       {shown}\n"
                     "Press Ctrl-C to stop.",
                     file=sys.stderr,
                     flush=True,
@@ -89,7 +105,7 @@ def run_demo(listen: ListenAddress) -> int:
             asyncio.run(main())
         except OSError as exc:
             print(
-                f"saas-quota-exporter demo: cannot listen on {listen.host}:{listen.port}: {exc}",
+                f"saas-quota-exporter demo: {exc}",  # ListenError: address and what to do
                 file=sys.stderr,
             )
             return 1

@@ -195,6 +195,17 @@ def test_demo_runs_the_real_exporter_on_the_simulated_vendors(tmp_path: Path) ->
         )
         assert answer.status_code == 200
 
+        # It shows the config it runs: a file, whose base_urls are that simulator.
+        shown = re.search(r"  config:       (\S+) \(the config it runs", proc.logs())
+        assert shown, proc.logs()
+        written = load_config(shown[1])
+        assert {(a.provider, a.account) for a in written.accounts} == DEMO_ACCOUNTS
+        assert {a.base_url for a in written.accounts} == {
+            f"http://127.0.0.1:{found[1]}/{a.provider}" for a in written.accounts
+        }
+        # And the log says the polls work.
+        wait_until(lambda: "first poll round done: 6 accounts, 6 up, 0 failing" in proc.logs())
+
         # A reload writes the config again from the same simulator: nothing changes.
         reload = httpx.post(proc.url + "/-/reload", timeout=35)
         assert (reload.status_code, reload.text) == (200, "config reloaded\n")

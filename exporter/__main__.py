@@ -1,0 +1,5 @@
+"""`python -m exporter`: the `saas-quota-exporter` command."""
+
+from exporter.cli import main
+
+raise SystemExit(main())
