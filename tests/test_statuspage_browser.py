@@ -69,11 +69,12 @@ class MeterRows(HTMLParser):
 def red_pixels(image: Image.Image, top: int) -> int:
     """Pixels within a few levels of RED in the top `top` rows."""
     band = image.convert("RGB").crop((0, 0, image.width, top))
-    return sum(
-        count
-        for count, colour in band.getcolors(band.width * band.height) or []
-        if all(abs(c - r) <= 8 for c, r in zip(colour, RED, strict=True))
-    )
+    total = 0
+    for count, colour in band.getcolors(band.width * band.height) or []:
+        assert isinstance(colour, tuple)  # an RGB image's colours are (r, g, b)
+        if all(abs(c - r) <= 8 for c, r in zip(colour, RED, strict=True)):
+            total += count
+    return total
 
 
 def test_the_demo_status_page_shows_the_exhausted_meter_first_on_desktop_and_phone(
