@@ -18,10 +18,19 @@ from dataclasses import dataclass, field, replace
 from typing import Final
 
 from exporter.config import DEFAULT_INTERVAL
-from exporter.model import PollError, Readings, Reason
+from exporter.model import MeterReading, PollError, Readings, Reason
 from exporter.redaction import REDACTOR
 
 ALL_REASONS: Final = tuple(Reason)
+# Readings of one meter kept for the status page's "runs out in" estimate: enough
+# for a trend over the last hour at a 5 min interval, bounded whatever the uptime.
+HISTORY_POINTS: Final = 12
+# A reset time that moves by more than this starts a new period. Vendors that say
+# "resets in N seconds" give a reset time that wobbles by a second or two per poll.
+RESET_MOVED: Final = 60.0
+
+# (poll end time, used) of one meter, oldest first.
+MeterHistory = tuple[tuple[float, float], ...]
 
 
 def _zero_errors() -> tuple[tuple[Reason, int], ...]:
@@ -54,6 +63,9 @@ class AccountState:
     failure_streak: int = 0
     # Wall-clock time of the next scheduled poll, for the landing page.
     next_poll: float | None = None
+    # meter -> its last HISTORY_POINTS (time, used) in the current period, from
+    # successful polls only; the status page's "runs out in" (exporter.statuspage).
+    history: tuple[tuple[str, MeterHistory], ...] = ()
 
     @property
     def key(self) -> tuple[str, str]:
@@ -65,6 +77,10 @@ class AccountState:
 
     def fresh_readings(self, now: float) -> Readings | None:
         return None if self.is_stale(now) else self.readings
+
+    def meter_history(self, meter: str) -> MeterHistory:
+        """The recent (time, used) readings of `meter`, oldest first; () when none."""
+        return dict(self.history).get(meter, ())
 
     def with_error(self, reason: Reason) -> AccountState:
         counts = tuple((r, n + 1 if r is reason else n) for r, n in self.errors_total)
@@ -89,6 +105,8 @@ class AccountState:
         the reason differs from the last one, so backoff grows per kind of fault.
         A success replaces the readings and clears the error and both streaks; parts
         of the answer that could not be parsed count one `parse` error all the same.
+        It also appends each meter's used figure to its `history` (see
+        `_next_history`); a failure leaves the history as it is.
 
         `next_delay` gives the seconds to the next poll for the account as it is
         after this outcome (the backoff depends on the streak this outcome makes);
@@ -120,6 +138,7 @@ class AccountState:
                 state,
                 up=True,
                 readings=outcome,
+                history=_next_history(self, outcome, now),
                 last_success=now,
                 last_error=None,
                 last_error_reason=None,
@@ -127,6 +146,37 @@ class AccountState:
                 failure_streak=0,
             )
         return replace(state, next_poll=now + next_delay(state))
+
+
+def _next_history(
+    state: AccountState, readings: Readings, now: float
+) -> tuple[tuple[str, MeterHistory], ...]:
+    """Each meter's history once `readings` arrived at `now`.
+
+    Only meters in `readings` with a used figure keep one (a meter gone from the
+    answer takes its history with it). A meter's history starts over when its
+    period looks reset: used went down, or its reset time moved by more than
+    RESET_MOVED (or appeared or vanished). At most HISTORY_POINTS, the newest kept.
+    """
+    previous = {} if state.readings is None else {m.meter: m for m in state.readings.meters}
+    history = []
+    for reading in readings.meters:
+        if reading.used is None:
+            continue
+        points = state.meter_history(reading.meter)
+        before = previous.get(reading.meter)
+        if points and (
+            reading.used < points[-1][1] or before is None or _reset_moved(before, reading)
+        ):
+            points = ()
+        history.append((reading.meter, (*points, (now, reading.used))[-HISTORY_POINTS:]))
+    return tuple(history)
+
+
+def _reset_moved(before: MeterReading, after: MeterReading) -> bool:
+    if before.reset_timestamp is None or after.reset_timestamp is None:
+        return before.reset_timestamp != after.reset_timestamp
+    return abs(after.reset_timestamp - before.reset_timestamp) > RESET_MOVED
 
 
 @dataclass(frozen=True)

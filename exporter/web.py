@@ -1,4 +1,4 @@
-"""The HTTP surface: /metrics, /, /-/healthy, /-/ready and POST /-/reload.
+"""The HTTP surface: /metrics, /, /api/v1/status, /-/healthy, /-/ready and POST /-/reload.
 
 An asyncio server on a thread and event loop of its own, apart from the poller's
 loop: a busy or stuck poll loop can never delay a scrape, and /metrics only reads
@@ -52,9 +52,11 @@ from exporter import __version__
 from exporter.log import get_logger
 from exporter.render import MetricsRenderer
 from exporter.state import Snapshot
-from exporter.statuspage import landing_page
+from exporter.statuspage import landing_page, status_json
 
 OPEN_PATHS = frozenset({"/-/healthy", "/-/ready"})
+# The paths that render a snapshot (behind the same auth as each other).
+VIEWS = frozenset({"/metrics", "/", "/api/v1/status"})
 SERVER_HEADER = f"saas-quota-exporter/{__version__}"
 # The request line and the head as a whole, as http.server allowed (64 KiB), and
 # at most 100 header lines; bodies up to 64 KiB are read and dropped (no route
@@ -166,11 +168,11 @@ def handle(app: WebApp, security: WebSecurity | None, request: Request) -> Respo
             if error is None:
                 return text(HTTPStatus.OK, "config reloaded\n")
             return text(HTTPStatus.INTERNAL_SERVER_ERROR, f"failed to reload config: {error}\n")
-        if path in ("/", "/metrics") or path in OPEN_PATHS:
+        if path in VIEWS or path in OPEN_PATHS:
             allow = (("Allow", "GET, HEAD"),)
             return text(HTTPStatus.METHOD_NOT_ALLOWED, "Only GET and HEAD here.\n", allow)
         return text(HTTPStatus.NOT_FOUND, "Not found.\n")
-    if path in ("/metrics", "/"):
+    if path in VIEWS:
         return _view(app, request)
     if path == "/-/healthy":
         return text(HTTPStatus.OK, "Healthy.\n")
@@ -184,11 +186,14 @@ def handle(app: WebApp, security: WebSecurity | None, request: Request) -> Respo
 
 
 def _view(app: WebApp, request: Request) -> Response:
-    """/metrics or /: one snapshot, taken here, is all the view renders."""
+    """/metrics, / or /api/v1/status: one snapshot, taken here, is all the view renders."""
     snapshot, now = app.snapshot(), app.clock()
     if request.path == "/":
         page = landing_page(snapshot, now).encode()
         return Response(HTTPStatus.OK, page, "text/html; charset=utf-8")
+    if request.path == "/api/v1/status":
+        document = status_json(snapshot, now).encode()
+        return Response(HTTPStatus.OK, document, "application/json")
     accept, accept_encoding = request.headers.get("accept"), request.headers.get("accept-encoding")
     # The bytes the renderer's thread keeps current: this request renders nothing.
     rendered = app.renderer.published(accept, accept_encoding, snapshot.generation)

@@ -268,7 +268,7 @@ async def test_ready_only_once_the_first_round_has_finished(
             assert values[("saas_quota_polls_total", frozenset(gated.items()))] == 0
             assert not any(name == "saas_quota_used" for name, _ in values)
             page = (await asyncio.to_thread(http_get, url + "/"))[1]
-            assert "<td>tornado</td><td>gated</td><td>pending</td>" in page
+            assert "<strong>tornado / gated</strong>: pending" in page
 
             vendor.gate.set()
             await eventually(lambda: http_get(url + "/-/ready") == (200, "Ready.\n"))
@@ -352,8 +352,8 @@ async def test_a_good_reload_adds_and_removes_accounts_and_stamps_the_time(
         # The unchanged account kept its values and was not polled again.
         assert values[("saas_quota_polls_total", frozenset(KEEP.items()))] == 1
         page = (await asyncio.to_thread(http_get, url + "/"))[1]
-        assert "<td>added</td>" in page
-        assert "<td>dropped</td>" not in page
+        assert 'data-meter="piloterr/added/' in page
+        assert "dropped" not in page
         assert "Last config load: ok" in page
 
 
@@ -380,7 +380,8 @@ async def test_a_broken_config_keeps_the_running_one_and_flags_the_reload(
         assert values[("saas_quota_used", frozenset({**KEEP, "meter": "ai_credits"}.items()))] == 5
         page = (await asyncio.to_thread(http_get, url + "/"))[1]
         assert "Last config load: FAILED (running the previous config)" in page
-        assert "<td>keep</td><td>up</td>" in page
+        assert 'data-meter="pictory/keep/' in page
+        assert "Needs attention" not in page  # still up
 
         # Fixed, and reloaded the way SIGHUP does it: straight on the loop.
         write_config(path, keep(sim))
@@ -586,7 +587,7 @@ async def test_an_echoed_api_key_never_reaches_the_page_or_the_metrics(
     async with running(exporter, load_config(path)) as url:
         await eventually(lambda: http_get(url + "/-/ready")[0] == 200)
         page = (await asyncio.to_thread(http_get, url + "/"))[1]
-        assert "<td>tornado</td><td>echo</td><td>failing</td>" in page
+        assert "<strong>tornado / echo</strong>: failing (auth)" in page
         assert "HTTP 401: Invalid API Key &lt;redacted&gt;" in page
         assert TORNADO_KEY not in page
         metrics = (await asyncio.to_thread(http_get, url + "/metrics"))[1]

@@ -18,7 +18,14 @@ import pytest
 from exporter.config import DEFAULT_INTERVAL
 from exporter.model import MeterReading, PollError, Readings, Reason
 from exporter.redaction import REDACTOR
-from exporter.state import AccountState, ReloadStatus, Snapshot, StateStore
+from exporter.state import (
+    HISTORY_POINTS,
+    RESET_MOVED,
+    AccountState,
+    ReloadStatus,
+    Snapshot,
+    StateStore,
+)
 
 NOW = 1_800_000_000.0
 READINGS = Readings(meters=(MeterReading("ai_credits", "credits", used=1.0, limit=50.0),))
@@ -264,6 +271,81 @@ def test_after_poll_is_pure() -> None:
     first = polled(before, outcome)
     assert polled(before, outcome) == first
     assert before == succeeded(30.0)
+
+
+# --- AccountState.history: the recent readings behind "runs out in" ----------------------
+
+
+def credits(used: float | None, reset: float | None = None, name: str = "credits") -> Readings:
+    return Readings(
+        meters=(MeterReading(name, "credits", used=used, limit=100.0, reset_timestamp=reset),)
+    )
+
+
+def poll_at(state: AccountState, outcome: Readings | PollError, when: float) -> AccountState:
+    return state.after_poll(outcome, now=when, duration=0.1, next_delay=every(60.0))
+
+
+def test_each_success_appends_its_used_figure_to_the_meter_history() -> None:
+    state = account()
+    for i, used in enumerate((1.0, 2.0, 2.0, 5.0)):
+        state = poll_at(state, credits(used, reset=NOW + 86400), NOW + 60 * i)
+    assert state.meter_history("credits") == (
+        (NOW, 1.0),
+        (NOW + 60, 2.0),
+        (NOW + 120, 2.0),
+        (NOW + 180, 5.0),
+    )
+    assert state.meter_history("other") == ()
+
+
+def test_the_history_is_bounded_to_the_newest_points() -> None:
+    state = account()
+    for i in range(HISTORY_POINTS * 3):
+        state = poll_at(state, credits(float(i)), NOW + i)
+    points = state.meter_history("credits")
+    assert len(points) == HISTORY_POINTS
+    assert points[-1] == (NOW + HISTORY_POINTS * 3 - 1, HISTORY_POINTS * 3 - 1.0)
+    assert points[0] == (NOW + HISTORY_POINTS * 2, HISTORY_POINTS * 2.0)
+
+
+def test_a_failure_keeps_the_history_as_it_is() -> None:
+    state = poll_at(poll_at(account(), credits(1.0), NOW), credits(2.0), NOW + 60)
+    failed = poll_at(state, PollError(Reason.TIMEOUT, "slow"), NOW + 120)
+    assert failed.history == state.history
+    # The next success carries on from it.
+    assert poll_at(failed, credits(3.0), NOW + 180).meter_history("credits")[-1] == (
+        NOW + 180,
+        3.0,
+    )
+
+
+@pytest.mark.parametrize(
+    ("second", "kept"),
+    [
+        (credits(0.5, reset=NOW + 86400), False),  # used went down: a new period
+        (credits(3.0, reset=NOW + 2 * 86400), False),  # the reset moved a period on
+        (credits(3.0, reset=NOW + 86400 + RESET_MOVED + 1), False),
+        (credits(3.0, reset=None), False),  # the reset vanished
+        (credits(3.0, reset=NOW + 86400 + 2), True),  # "resets in N s" rounding wobble
+        (credits(3.0, reset=NOW + 86400 - RESET_MOVED), True),
+        (credits(2.0, reset=NOW + 86400), True),  # unchanged is still this period
+    ],
+)
+def test_the_history_starts_over_when_the_period_resets(second: Readings, kept: bool) -> None:
+    first = poll_at(account(), credits(2.0, reset=NOW + 86400), NOW)
+    after = poll_at(first, second, NOW + 60)
+    used = second.meters[0].used
+    expected = ((NOW, 2.0), (NOW + 60, used)) if kept else ((NOW + 60, used),)
+    assert after.meter_history("credits") == expected
+
+
+def test_a_meter_without_a_used_figure_or_gone_from_the_answer_has_no_history() -> None:
+    state = poll_at(account(), credits(1.0), NOW)
+    assert poll_at(state, credits(None), NOW + 60).meter_history("credits") == ()
+    assert poll_at(state, credits(4.0, name="other"), NOW + 60).history == (
+        ("other", ((NOW + 60, 4.0),)),
+    )
 
 
 # --- StateStore ------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import http.client
+import json
 import re
 import resource
 import socket
@@ -32,6 +33,7 @@ from exporter import __version__
 from exporter.model import MeterReading, Readings
 from exporter.render import MetricsRenderer
 from exporter.state import AccountState, ReloadStatus, Snapshot, StateStore
+from exporter.statuspage import status_document
 from exporter.web import (
     ExporterHTTPServer,
     Limits,
@@ -369,14 +371,14 @@ def test_each_view_request_takes_exactly_one_snapshot_and_others_none() -> None:
         for path in ("/-/healthy", "/-/ready", "/nope", "/-/reload"):
             request(port, "GET", path)
         assert snapshots.taken == []
-        for path, expected in (("/metrics", 1), ("/", 2)):
+        for path, expected in (("/metrics", 1), ("/", 2), ("/api/v1/status", 3)):
             answer = request(port, "GET", path)
             assert answer.status == 200
             assert len(snapshots.taken) == expected
         # What was served is that one snapshot, rendered.
         page = request(port, "GET", "/").text
-        assert "<td>pipeline</td>" in page
-        assert len(snapshots.taken) == 3
+        assert 'data-meter="tornado/pipeline/' in page
+        assert len(snapshots.taken) == 4
     finally:
         server.shutdown()
         server.server_close()
@@ -723,10 +725,34 @@ def test_a_client_that_resets_is_not_a_traceback_on_stderr(
 
 def test_landing_page_without_accounts_and_after_a_failed_reload(web: Harness) -> None:
     page = request(web.port, "GET", "/").text
-    assert '<tr><td colspan="7">No accounts configured.</td></tr>' in page
+    assert "<p>No accounts configured.</p>" in page
     web.store.set_reload(ReloadStatus(successful=False, last_success=NOW - 600))
     page = request(web.port, "GET", "/").text
     assert "Last config load: FAILED (running the previous config)" in page
+
+
+def test_the_status_json_is_the_snapshot_as_the_page_shows_it(web: Harness) -> None:
+    web.store.set_accounts([up_account()])
+    answer = request(web.port, "GET", "/api/v1/status")
+    assert answer.status == 200
+    assert answer.headers["Content-Type"] == "application/json"
+    document = json.loads(answer.body)
+    assert document == status_document(web.store.snapshot(), NOW)
+    assert [(a["provider"], a["account"], a["state"]) for a in document["accounts"]] == [
+        ("tornado", "pipeline", "up")
+    ]
+    head = request(web.port, "HEAD", "/api/v1/status")
+    assert (head.status, head.body) == (200, b"")
+    post = request(web.port, "POST", "/api/v1/status")
+    assert (post.status, post.headers["Allow"]) == (405, "GET, HEAD")
+
+
+def test_the_status_json_is_behind_the_same_auth_as_the_page(servers: Servers) -> None:
+    web = servers.start(security=WebConfig(users={USER: HASH}))
+    for path in ("/", "/api/v1/status"):
+        refused = request(web.port, "GET", path)
+        assert (refused.status, refused.headers["WWW-Authenticate"]) == (401, REALM)
+        assert request(web.port, "GET", path, basic(USER, PASSWORD)).status == 200
 
 
 # --- security swapped on a running server -------------------------------------------
