@@ -66,6 +66,20 @@ def families(snapshot: Snapshot, now: float) -> tuple[Metric, ...]:
         f"Unit of each meter, for display (value is always 1). {cached}",
         labels=[*meter, "unit"],
     )
+    threshold = GaugeMetricFamily(
+        PREFIX + "alert_threshold_ratio",
+        "Used share of the limit at which SaasQuotaAlmostExhausted fires with this severity"
+        " (+Inf: off; a critical one above 1 also silences SaasQuotaExhausted), where the"
+        " config or the adapter sets one; absent: the alert rules' default.",
+        labels=[*meter, "severity"],
+    )
+    horizon = GaugeMetricFamily(
+        PREFIX + "alert_forecast_horizon_seconds",
+        "How far the forecast alerts look ahead for a meter without a reset (0: forecast"
+        " alerts off), where the config or the adapter sets it; absent: the alert rules'"
+        " default.",
+        labels=meter,
+    )
     account_info_rows: list[tuple[dict[str, str], float]] = []
     expiry = GaugeMetricFamily(
         PREFIX + "api_key_expiry_timestamp_seconds",
@@ -142,6 +156,12 @@ def families(snapshot: Snapshot, now: float) -> tuple[Metric, ...]:
                 reset.add_metric(labels, m.reset_timestamp)
             if m.period_start_timestamp is not None:
                 period_start.add_metric(labels, m.period_start_timestamp)
+            settings = state.alerts.settings(readings, m)
+            for severity, ratio in (("warning", settings.warning), ("critical", settings.critical)):
+                if ratio is not None:
+                    threshold.add_metric([*labels, severity], ratio)
+            if settings.horizon is not None:
+                horizon.add_metric(labels, settings.horizon)
         info = {"provider": state.provider, "account": state.account, "plan": ""}
         info.update(
             (name, value) for name, value in readings.account_info if name not in _RESERVED_LABELS
@@ -157,6 +177,7 @@ def families(snapshot: Snapshot, now: float) -> tuple[Metric, ...]:
             key_cap.add_metric([*ids, cap], value)
 
     exported: list[Metric] = [used, limit, remaining, unlimited, reset, period_start, meter_info]
+    exported += (threshold, horizon)
     exported.append(_info_family(account_info_rows, cached))
     exported += (expiry, key_active, rate_limit, key_cap)
     exported += (up, last_success, duration, polls, errors)

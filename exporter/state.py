@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import Final
 
 from exporter.config import DEFAULT_INTERVAL
-from exporter.model import PollError, Readings, Reason
+from exporter.model import NO_ALERT_POLICY, AlertPolicy, PollError, Readings, Reason
 from exporter.redaction import REDACTOR
 
 ALL_REASONS: Final = tuple(Reason)
@@ -54,6 +54,9 @@ class AccountState:
     failure_streak: int = 0
     # Wall-clock time of the next scheduled poll, for the landing page.
     next_poll: float | None = None
+    # The account's alert settings (config and adapter defaults), which /metrics
+    # exports per meter for the shipped alert rules; set with the config.
+    alerts: AlertPolicy = NO_ALERT_POLICY
 
     @property
     def key(self) -> tuple[str, str]:
