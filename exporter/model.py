@@ -27,6 +27,9 @@ A bad figure costs only its own part: `MeterReading` raises `FieldError`, which
 the other meters stay; a bad rate limit, key cap or key expiry is dropped by
 `Readings` itself and listed in its problems. The poller counts a `parse` error for
 any problem, so the drop is visible.
+
+`AlertSettings`, `AlertDefault` and `AlertPolicy` carry the alert thresholds from the
+config and the adapters' defaults to `/metrics` (saas_quota_alert_* series).
 """
 
 from __future__ import annotations
