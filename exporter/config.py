@@ -9,11 +9,12 @@ are reported from their position alone because PyYAML's own message quotes the l
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Final
 from urllib.parse import urlsplit
@@ -22,6 +23,7 @@ import httpx
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from exporter.durations import format_duration
+from exporter.model import NO_ALERT_POLICY, NO_ALERT_SETTINGS, AlertPolicy, AlertSettings
 from exporter.providers import PROVIDERS
 from exporter.providers.base import Provider, Request
 from exporter.redaction import REDACTOR, Secret
@@ -60,6 +62,7 @@ _GLOBAL_KEYS: Final = (
     "max_staleness",
     "concurrency",
     "provider_concurrency",
+    "alerts",
 )
 _ACCOUNT_KEYS: Final = (
     "provider",
@@ -71,8 +74,16 @@ _ACCOUNT_KEYS: Final = (
     "timeout",
     "max_staleness",
     "params",
+    "alerts",
 )
+# `alerts:` under `global:` and under an account; `meters:` only under an account.
+_ALERT_KEYS: Final = ("warning", "critical", "forecast", "forecast_horizon")
+_ACCOUNT_ALERT_KEYS: Final = (*_ALERT_KEYS, "meters")
 _TOP_KEYS: Final = ("global", "accounts")
+_BOOL_TAG: Final = "tag:yaml.org,2002:bool"
+_STR_TAG: Final = "tag:yaml.org,2002:str"
+_INT_TAG: Final = "tag:yaml.org,2002:int"
+_FLOAT_TAG: Final = "tag:yaml.org,2002:float"
 
 
 @dataclass(frozen=True)
@@ -95,6 +106,8 @@ class AccountConfig:
     api_key_file: str | None = None
     # `{params.X}` values for a declarative provider's request templates.
     params: tuple[tuple[str, str], ...] = ()
+    # `alerts:` of `global:`, of this account and of its meters (see `alert_policy`).
+    alerts: AlertPolicy = NO_ALERT_POLICY
     adapter: Provider = field(kw_only=True, repr=False)
 
     def __post_init__(self) -> None:
@@ -112,6 +125,11 @@ class AccountConfig:
     def url(self) -> str:
         """The endpoint, without the key (a query-parameter key is added by `request`)."""
         return self.adapter.url(self.base_url, dict(self.params), self.account)
+
+    @property
+    def alert_policy(self) -> AlertPolicy:
+        """The config's alert settings with the adapter's defaults: what /metrics exports."""
+        return replace(self.alerts, adapter=self.adapter.alert_defaults)
 
     def request(self) -> Request:
         """What one poll sends: method, URL and headers, the key included."""
@@ -217,6 +235,8 @@ class _Loader(Reader):
         self.unbraced: set[str] = set()
         self.read_key_files = True
         self.unread_key_files = 0
+        # `global.alerts`, which every account's settings fall back on.
+        self.fleet_alerts = _AlertBlock(NO_ALERT_SETTINGS, {})
 
     # --- reporting ----------------------------------------------------------------
 
@@ -288,6 +308,7 @@ class _Loader(Reader):
             provider_concurrency = self.count(
                 glob.get("provider_concurrency"), "global.provider_concurrency"
             )
+            self.fleet_alerts, _ = self.alerts(glob.get("alerts"), "global.alerts", account=False)
             # Checked once here, not again for every account that inherits them.
             self.schedule(
                 glob,
@@ -389,6 +410,7 @@ class _Loader(Reader):
 
         key = self.api_key(fields, where, node)
         params = self.params(fields.get("params"), f"{where}.params", adapter, node)
+        alerts, meter_alerts = self.alerts(fields.get("alerts"), f"{where}.alerts", account=True)
         base_url = self.base_url(fields.get("base_url"), f"{where}.base_url", adapter)
         own_interval = self.duration(fields.get("interval"), f"{where}.interval")
         own_timeout = self.duration(fields.get("timeout"), f"{where}.timeout", minimum=0.001)
@@ -441,6 +463,11 @@ class _Loader(Reader):
             timeout=timeout,
             max_staleness=max_staleness,
             params=params,
+            alerts=AlertPolicy(
+                fleet=self.fleet_alerts.settings,
+                account=alerts.settings,
+                meters=meter_alerts,
+            ),
         )
 
     def schedule(
@@ -481,6 +508,168 @@ class _Loader(Reader):
                 f"max_staleness {format_duration(max_staleness)} is shorter than the interval"
                 f" {format_duration(interval)}: values would vanish between polls",
             )
+
+    # --- alerts -------------------------------------------------------------------
+
+    def alerts(
+        self, node: Node | None, where: str, *, account: bool
+    ) -> tuple[_AlertBlock, tuple[tuple[str, AlertSettings], ...]]:
+        """`alerts:` of `global:` or of an account (which may add `meters:`).
+
+        Returns the block's own settings and, for an account, each meter's. Nothing
+        set means the layer below decides, down to the alert rules' defaults.
+        """
+        parents = () if not account else (self.fleet_alerts,)
+        empty = _AlertBlock(NO_ALERT_SETTINGS, {})
+        if node is None or _is_null(node):
+            return empty, ()
+        fields = self.mapping(
+            node,
+            where,
+            _ACCOUNT_ALERT_KEYS if account else _ALERT_KEYS,
+            handled=() if account else ("meters",),
+        )
+        if fields is None:
+            return empty, ()
+        if not account and "meters" in fields:
+            self.problem(
+                fields.key_node("meters"),
+                f"{where}.meters",
+                "per-meter settings belong under an account's alerts (meter names are"
+                " the vendor's); set warning, critical, forecast or forecast_horizon here",
+            )
+        block = self.alert_block(fields, where, parents)
+        meters: list[tuple[str, AlertSettings]] = []
+        meters_node = fields.get("meters") if account else None
+        if meters_node is not None and not _is_null(meters_node):
+            by_meter = self.mapping(meters_node, f"{where}.meters", what="a mapping of meter names")
+            for name, value in (by_meter or {}).items():
+                path = f"{where}.meters.{name}"
+                if not name.strip():
+                    self.problem(value, path, "empty meter name; use the `meter` label's value")
+                    continue
+                if _is_null(value):
+                    continue
+                own = self.mapping(value, path, _ALERT_KEYS)
+                if own is not None:
+                    meters.append((name, self.alert_block(own, path, (block, *parents)).settings))
+        return block, tuple(meters)
+
+    def alert_block(
+        self, fields: Mapping[str, Node], where: str, parents: tuple[_AlertBlock, ...]
+    ) -> _AlertBlock:
+        """One layer's warning, critical, forecast and forecast_horizon."""
+        forecast = None
+        if "forecast" in fields:
+            forecast = self.boolean(fields["forecast"], f"{where}.forecast")
+        horizon = self.horizon(fields.get("forecast_horizon"), f"{where}.forecast_horizon")
+        if forecast is False and horizon is not None:
+            self.problem(
+                fields["forecast_horizon"],
+                f"{where}.forecast_horizon",
+                "has no effect with forecast: false in the same block; remove one of them",
+            )
+        settings = AlertSettings(
+            warning=self.ratio(fields.get("warning"), f"{where}.warning", "warning"),
+            critical=self.ratio(fields.get("critical"), f"{where}.critical", "critical"),
+            forecast=forecast,
+            forecast_horizon=horizon,
+        )
+        written = {
+            name: (fields[name], f"{where}.{name}")
+            for name in ("warning", "critical")
+            if name in fields
+        }
+        block = _AlertBlock(settings, written)
+        self.threshold_order(block, parents)
+        return block
+
+    def threshold_order(self, block: _AlertBlock, parents: tuple[_AlertBlock, ...]) -> None:
+        """warning <= critical, as the block's values and the inherited ones combine.
+
+        Reported only where the block writes one of the two, at the one it writes (like
+        `schedule`), so an inherited pair is reported once, where it is written. A
+        block with an unreadable threshold is not compared, and neither is a severity
+        switched off: "critical only" is `warning: off`.
+        """
+        if not block.written:
+            return
+        if any(getattr(b.settings, name) is None for b in (block, *parents) for name in b.written):
+            return
+        layers = (block, *parents)
+        warning = next((b.settings.warning for b in layers if b.settings.warning is not None), None)
+        critical = next(
+            (b.settings.critical for b in layers if b.settings.critical is not None), None
+        )
+        if warning is None or critical is None or math.isinf(warning) or math.isinf(critical):
+            return
+        if warning > critical:
+            node, where = block.written.get("warning") or block.written["critical"]
+            self.problem(
+                node,
+                where,
+                f"the warning threshold {warning:g} is above the critical one {critical:g}:"
+                " the critical alert would fire first; make warning <= critical",
+            )
+
+    def ratio(self, node: Node | None, where: str, severity: str) -> float | None:
+        """A used share of the limit (0.8 = 80 %), or `off` / `.inf` for never."""
+        if node is None:
+            return None
+        # YAML 1.1 reads `off` (and `false`, `no`) as false: this severity never fires.
+        # A quoted "off" too: Helm's toYaml quotes the string a values file gives it.
+        if isinstance(node, ScalarNode) and (
+            (node.tag == _BOOL_TAG and str(node.value).lower() in ("off", "false", "no"))
+            or (node.tag == _STR_TAG and str(node.value).strip().lower() == "off")
+        ):
+            return math.inf
+        if not (isinstance(node, ScalarNode) and node.tag in (_INT_TAG, _FLOAT_TAG)):
+            self.problem(
+                node,
+                where,
+                f"expected a used share of the limit such as 0.8 (for 80 %), or off, got"
+                f" {_kind(node)}",
+            )
+            return None
+        value = self.number(node, where)
+        if value is None:
+            return None
+        share = float(value)
+        if math.isnan(share) or share <= 0:
+            self.problem(
+                node,
+                where,
+                f"{value!r} is not a used share above 0: 0 or less would fire for every meter"
+                " with a limit, used or not; write a share such as 0.8, or off to switch the"
+                " alert off",
+            )
+            return None
+        if 1 < share < math.inf:
+            effect = (
+                "; it also switches SaasQuotaExhausted off for the meter"
+                if severity == "critical"
+                else ""
+            )
+            self.warning(
+                node,
+                where,
+                f"{share:g} is above 1 (100 % used): the alert fires only on overage{effect};"
+                " a share of 80 % is written 0.8, and off switches the alert off; accepted",
+            )
+        return share
+
+    def horizon(self, node: Node | None, where: str) -> float | None:
+        """`forecast_horizon`: a positive duration (`forecast: false` is the way to 0)."""
+        seconds = self.duration(node, where, minimum=0.0)
+        if seconds == 0:
+            self.problem(
+                node,
+                where,
+                "a horizon of 0 would never forecast; write forecast: false to switch the"
+                " forecast alerts off",
+            )
+            return None
+        return seconds
 
     def params(
         self, node: Node | None, where: str, adapter: Provider | None, account: Node
@@ -730,6 +919,15 @@ class _Loader(Reader):
             f"${name} is used literally, dollar sign included; to read the environment"
             f" variable {name} (which {is_set}) write ${{{name}}}",
         )
+
+
+@dataclass(frozen=True)
+class _AlertBlock:
+    """One `alerts:` layer as read, with the nodes of the thresholds it writes."""
+
+    settings: AlertSettings
+    # "warning" / "critical" -> (node, path), for problems about their order.
+    written: dict[str, tuple[Node, str]]
 
 
 # What the user most likely did, and the two ways out (api_key is the secret field).

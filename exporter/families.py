@@ -108,6 +108,22 @@ ACCOUNT_FAMILIES: Final = (
         (*_METER, "unit"),
     ),
     Family(
+        PREFIX + "alert_threshold_ratio",
+        "gauge",
+        "Used share of the limit at which SaasQuotaAlmostExhausted fires with this severity"
+        " (+Inf: off; a critical one above 1 also silences SaasQuotaExhausted), where the"
+        " config or the adapter sets one; absent: the alert rules' default.",
+        (*_METER, "severity"),
+    ),
+    Family(
+        PREFIX + "alert_forecast_horizon_seconds",
+        "gauge",
+        "How far the forecast alerts look ahead for a meter without a reset (0: forecast"
+        " alerts off), where the config or the adapter sets it; absent: the alert rules'"
+        " default.",
+        _METER,
+    ),
+    Family(
         PREFIX + "account_info",
         "gauge",
         "Plan, tier and key details reported by the vendor (value is always 1). {cached}",
@@ -214,6 +230,8 @@ def account_samples(state: AccountState, now: float) -> tuple[tuple[Sample, ...]
     reset: list[Sample] = []
     period_start: list[Sample] = []
     meter_info: list[Sample] = []
+    threshold: list[Sample] = []
+    horizon: list[Sample] = []
     account_info: list[Sample] = []
     expiry: list[Sample] = []
     key_active: list[Sample] = []
@@ -251,6 +269,16 @@ def account_samples(state: AccountState, now: float) -> tuple[tuple[Sample, ...]
                 period_start.append(
                     (PREFIX + "period_start_timestamp_seconds", labels, m.period_start_timestamp)
                 )
+            settings = state.alerts.settings(readings, m)
+            for severity, ratio in (("warning", settings.warning), ("critical", settings.critical)):
+                if ratio is not None:
+                    threshold.append(
+                        (PREFIX + "alert_threshold_ratio", {**labels, "severity": severity}, ratio)
+                    )
+            if settings.horizon is not None:
+                horizon.append(
+                    (PREFIX + "alert_forecast_horizon_seconds", labels, settings.horizon)
+                )
         info = {"provider": state.provider, "account": state.account, "plan": ""}
         info.update(
             (name, value) for name, value in readings.account_info if name not in _RESERVED_LABELS
@@ -280,6 +308,8 @@ def account_samples(state: AccountState, now: float) -> tuple[tuple[Sample, ...]
         reset,
         period_start,
         meter_info,
+        threshold,
+        horizon,
         account_info,
         expiry,
         key_active,

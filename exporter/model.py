@@ -27,6 +27,9 @@ A bad figure costs only its own part: `MeterReading` raises `FieldError`, which
 the other meters stay; a bad rate limit, key cap or key expiry is dropped by
 `Readings` itself and listed in its problems. The poller counts a `parse` error for
 any problem, so the drop is visible.
+
+`AlertSettings`, `AlertDefault` and `AlertPolicy` carry the alert thresholds from the
+config and the adapters' defaults to `/metrics` (saas_quota_alert_* series).
 """
 
 from __future__ import annotations
@@ -262,3 +265,93 @@ class PollError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+
+# --- alert settings ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    """What the shipped alert rules should do for a meter; None = not set here.
+
+    `warning` and `critical` are used shares of the limit (0.8 = 80 %) at which
+    SaasQuotaAlmostExhausted fires; `math.inf` switches that severity off, and a
+    critical share above 1 also silences SaasQuotaExhausted (the rules read it so).
+    `forecast` False switches the forecast alerts off; `forecast_horizon` is how far
+    they look ahead, in seconds, for a meter without a reset. Settings are layered
+    (`over`) field by field, so each one falls back on its own.
+    """
+
+    warning: float | None = None
+    critical: float | None = None
+    forecast: bool | None = None
+    forecast_horizon: float | None = None
+
+    def over(self, base: AlertSettings) -> AlertSettings:
+        """These settings, with each field that is not set taken from `base`."""
+        return AlertSettings(
+            warning=base.warning if self.warning is None else self.warning,
+            critical=base.critical if self.critical is None else self.critical,
+            forecast=base.forecast if self.forecast is None else self.forecast,
+            forecast_horizon=(
+                base.forecast_horizon if self.forecast_horizon is None else self.forecast_horizon
+            ),
+        )
+
+    @property
+    def horizon(self) -> float | None:
+        """saas_quota_alert_forecast_horizon_seconds: 0 when the forecast is off."""
+        return 0.0 if self.forecast is False else self.forecast_horizon
+
+
+NO_ALERT_SETTINGS: Final = AlertSettings()
+
+
+@dataclass(frozen=True)
+class AlertDefault:
+    """An adapter's default for meters it knows to be noisy by design.
+
+    It applies to the meter named `meter` (every meter when None) of an account whose
+    `Readings.account_info` has every (label, value) of `account_info` (values
+    compared case-insensitively): VertaaUX's free plan, whose 3 audits a day run out
+    every day. Declarative, so the defaults compare by value and nothing an adapter
+    wrote runs while `/metrics` is rendered.
+    """
+
+    settings: AlertSettings
+    meter: str | None = None
+    account_info: tuple[tuple[str, str], ...] = ()
+
+    def matches(self, readings: Readings, meter: MeterReading) -> bool:
+        if self.meter is not None and meter.meter != self.meter:
+            return False
+        info = {name: value.casefold() for name, value in readings.account_info}
+        return all(info.get(name) == value.casefold() for name, value in self.account_info)
+
+
+@dataclass(frozen=True)
+class AlertPolicy:
+    """One account's alert settings: the config's layers and its adapter's defaults.
+
+    Most specific first: the account's setting for the meter, the account's own, the
+    adapter's default for the meter (the first `AlertDefault` that matches), the
+    config's `global:` one. The adapter's default sits above `global:` because it
+    knows the one meter that runs out by design, while `global:` speaks for every
+    meter at once; an account's own settings are the user's word on that key.
+    """
+
+    fleet: AlertSettings = NO_ALERT_SETTINGS
+    account: AlertSettings = NO_ALERT_SETTINGS
+    meters: tuple[tuple[str, AlertSettings], ...] = ()
+    adapter: tuple[AlertDefault, ...] = ()
+
+    def settings(self, readings: Readings, meter: MeterReading) -> AlertSettings:
+        """The settings in force for `meter` of an account that answered `readings`."""
+        own = dict(self.meters).get(meter.meter, NO_ALERT_SETTINGS)
+        vendor = next(
+            (d.settings for d in self.adapter if d.matches(readings, meter)), NO_ALERT_SETTINGS
+        )
+        return own.over(self.account).over(vendor).over(self.fleet)
+
+
+NO_ALERT_POLICY: Final = AlertPolicy()

@@ -240,6 +240,7 @@ class Poller:
                         old_state,
                         interval=account.interval,
                         max_staleness=account.max_staleness,
+                        alerts=account.alert_policy,
                     )
                 )
             else:
@@ -249,6 +250,7 @@ class Poller:
                         account=account.account,
                         interval=account.interval,
                         max_staleness=account.max_staleness,
+                        alerts=account.alert_policy,
                     )
                 )
             self._due[key] = now + self._start_offset(account, starting)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import Final
 
 from exporter.config import DEFAULT_INTERVAL
-from exporter.model import MeterReading, PollError, Readings, Reason
+from exporter.model import NO_ALERT_POLICY, AlertPolicy, MeterReading, PollError, Readings, Reason
 from exporter.redaction import REDACTOR
 
 ALL_REASONS: Final = tuple(Reason)
@@ -66,6 +66,9 @@ class AccountState:
     # meter -> its last HISTORY_POINTS (time, used) in the current period, from
     # successful polls only; the status page's "runs out in" (exporter.statuspage).
     history: tuple[tuple[str, MeterHistory], ...] = ()
+    # The account's alert settings (config and adapter defaults), which /metrics
+    # exports per meter for the shipped alert rules; set with the config.
+    alerts: AlertPolicy = NO_ALERT_POLICY
 
     @property
     def key(self) -> tuple[str, str]:

@@ -13,7 +13,8 @@ from typing import Any
 
 import httpx
 
-from exporter.model import Readings
+from exporter.model import AlertPolicy, Readings
+from exporter.providers import PROVIDERS
 from exporter.state import AccountState
 
 
@@ -78,7 +79,9 @@ def up_state(
     provider: str, account: str, readings: Readings, now: float, **fields: Any
 ) -> AccountState:
     """An account polled every 5 min whose last poll succeeded 30 s before `now`;
-    `fields` override any other AccountState field."""
+    `fields` override any other AccountState field. Its alert settings are its
+    adapter's defaults, as the poller sets them for an account without `alerts:`."""
+    adapter = PROVIDERS.get(provider)
     state = AccountState(
         provider=provider,
         account=account,
@@ -88,5 +91,6 @@ def up_state(
         polled=True,
         readings=readings,
         last_success=now - 30,
+        alerts=AlertPolicy(adapter=adapter.alert_defaults if adapter else ()),
     )
     return replace(state, **fields)

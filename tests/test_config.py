@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from exporter.config import AccountConfig, Config, ConfigError, load_config, parse_config
+from exporter.model import AlertPolicy, AlertSettings
 from exporter.providers import PROVIDERS
 from exporter.providers.base import Provider
 from exporter.redaction import REDACTED, REDACTOR, Secret
@@ -31,7 +32,8 @@ SECRETS = (KEY, KEY2, FILE_KEY, ENV_KEY, "pw_FAKEPASSWORD_77")
 # What an unknown provider's message offers: the registry's names, whatever they are.
 PROVIDER_LIST = ", ".join(sorted(PROVIDERS))
 ACCOUNT_KEYS = (
-    "provider, account, api_key, api_key_file, base_url, interval, timeout, max_staleness, params"
+    "provider, account, api_key, api_key_file, base_url, interval, timeout, max_staleness, params,"
+    " alerts"
 )
 GRAMMAR_HINT = "use whole numbers with units y, w, d, h, m, s, ms, largest first, e.g. 1h30m"
 # Marks a tmp_path-relative path in the tables; resolved per test.
@@ -616,7 +618,8 @@ BAD = [
         {},
         [
             f"{SOURCE}:2:3: global.intervall: unknown key 'intervall';"
-            " allowed keys: interval, timeout, max_staleness, concurrency, provider_concurrency"
+            " allowed keys: interval, timeout, max_staleness, concurrency, provider_concurrency,"
+            " alerts"
         ],
         id="unknown global key",
     ),
@@ -1105,7 +1108,8 @@ BAD = [
         [
             f"{SOURCE}:2:13: global.interval: not a duration: '5' (add a unit, e.g. 300s or 5m)",
             f"{SOURCE}:3:3: global.colour: unknown key 'colour';"
-            " allowed keys: interval, timeout, max_staleness, concurrency, provider_concurrency",
+            " allowed keys: interval, timeout, max_staleness, concurrency, provider_concurrency,"
+            " alerts",
             f"{SOURCE}:5:15: accounts[0].provider: unknown provider 'pictori';"
             f" valid providers: {PROVIDER_LIST}",
             f"{SOURCE}:6:14: accounts[0].account: invalid account name 'a b':"
@@ -1832,3 +1836,278 @@ def test_key_files_can_be_left_unread_for_a_check(tmp_path: Path) -> None:
             read_key_files=False,
         )
     assert "accounts[1].interval: not a duration" in info.value.problems[0]
+
+
+# --- alerts: ---------------------------------------------------------------------------
+
+INF = float("inf")
+
+
+def alert_config(global_alerts: str = "", account_alerts: str = "") -> str:
+    """A one-account config with `alerts:` blocks given as YAML flow mappings."""
+    text = ""
+    if global_alerts:
+        text += f"global:\n  alerts: {global_alerts}\n"
+    text += (
+        "accounts:\n  - provider: vertaaux\n    account: prod\n    api_key: vx_live_0123456789\n"
+    )
+    if account_alerts:
+        text += f"    alerts: {account_alerts}\n"
+    return text
+
+
+def test_alert_settings_are_read_per_layer() -> None:
+    config = parse_config(
+        alert_config(
+            "{warning: 0.7, forecast_horizon: 30d}",
+            "{critical: 0.9, forecast: false, meters: {credits: {warning: off, critical: .inf},"
+            " seats: {forecast: true, forecast_horizon: 2w}}}",
+        ),
+        source="exporter.yml",
+    )
+    (account,) = config.accounts
+    assert account.alerts == AlertPolicy(
+        fleet=AlertSettings(warning=0.7, forecast_horizon=30 * 86400.0),
+        account=AlertSettings(critical=0.9, forecast=False),
+        meters=(
+            ("credits", AlertSettings(warning=INF, critical=INF)),
+            ("seats", AlertSettings(forecast=True, forecast_horizon=14 * 86400.0)),
+        ),
+    )
+    # The adapter's defaults join in the policy the poller hands to the state.
+    assert account.alert_policy.adapter == PROVIDERS["vertaaux"].alert_defaults
+    assert config.warnings == ()
+
+
+def test_no_alerts_block_sets_nothing() -> None:
+    (account,) = parse_config(alert_config(), source="exporter.yml").accounts
+    assert account.alerts == AlertPolicy()
+    (empty,) = parse_config(alert_config("", "{}"), source="exporter.yml").accounts
+    assert empty.alerts == AlertPolicy()
+
+
+@pytest.mark.parametrize("text", ["off", "Off", "false", "no", '"off"', ".inf", ".Inf", "+.inf"])
+def test_a_severity_is_switched_off_by_off_or_infinity(text: str) -> None:
+    (account,) = parse_config(
+        alert_config("", f"{{warning: {text}, critical: {text}}}"), source="exporter.yml"
+    ).accounts
+    assert account.alerts.account == AlertSettings(warning=INF, critical=INF)
+
+
+def test_alert_settings_compare_by_value_across_loads() -> None:
+    """An unchanged `alerts:` keeps the account equal (the poller keeps its state)."""
+    text = alert_config("{warning: 0.7}", "{meters: {credits: {critical: 0.99}}}")
+    first, second = (parse_config(text, source="exporter.yml").accounts[0] for _ in range(2))
+    assert first == second
+    changed = parse_config(
+        alert_config("{warning: 0.75}", "{meters: {credits: {critical: 0.99}}}"),
+        source="exporter.yml",
+    ).accounts[0]
+    assert changed != first
+
+
+@pytest.mark.parametrize(
+    ("global_alerts", "account_alerts", "expected"),
+    [
+        (
+            "",
+            "{warning: 0}",
+            "exporter.yml:5:23: accounts[0].alerts.warning: 0 is not a used share above 0: 0 or"
+            " less would fire for every meter with a limit, used or not; write a share such as"
+            " 0.8, or off to switch the alert off",
+        ),
+        (
+            "",
+            "{critical: -0.5}",
+            "exporter.yml:5:24: accounts[0].alerts.critical: -0.5 is not a used share above 0:"
+            " 0 or less would fire for every meter with a limit, used or not; write a share"
+            " such as 0.8, or off to switch the alert off",
+        ),
+        (
+            "",
+            "{warning: .nan}",
+            "exporter.yml:5:23: accounts[0].alerts.warning: nan is not a used share above 0: 0"
+            " or less would fire for every meter with a limit, used or not; write a share such"
+            " as 0.8, or off to switch the alert off",
+        ),
+        (
+            "",
+            '{warning: "80%"}',
+            "exporter.yml:5:23: accounts[0].alerts.warning: expected a used share of the limit"
+            " such as 0.8 (for 80 %), or off, got a string",
+        ),
+        (
+            "",
+            "{warning: true}",
+            "exporter.yml:5:23: accounts[0].alerts.warning: expected a used share of the limit"
+            " such as 0.8 (for 80 %), or off, got a boolean",
+        ),
+        (
+            "",
+            "{warning: 0.9, critical: 0.8}",
+            "exporter.yml:5:23: accounts[0].alerts.warning: the warning threshold 0.9 is above"
+            " the critical one 0.8: the critical alert would fire first; make warning <="
+            " critical",
+        ),
+        (
+            # Inherited pair: reported where the account writes its half.
+            "{warning: 0.9}",
+            "{critical: 0.85}",
+            "exporter.yml:7:24: accounts[0].alerts.critical: the warning threshold 0.9 is above"
+            " the critical one 0.85: the critical alert would fire first; make warning <="
+            " critical",
+        ),
+        (
+            "",
+            "{critical: 0.9, meters: {credits: {warning: 0.95}}}",
+            "exporter.yml:5:57: accounts[0].alerts.meters.credits.warning: the warning"
+            " threshold 0.95 is above the critical one 0.9: the critical alert would fire"
+            " first; make warning <= critical",
+        ),
+        (
+            "{warning: 0.99, critical: 0.9}",
+            "",
+            "exporter.yml:2:21: global.alerts.warning: the warning threshold 0.99 is above the"
+            " critical one 0.9: the critical alert would fire first; make warning <= critical",
+        ),
+        (
+            "",
+            "{forecast_horizon: 0}",
+            "exporter.yml:5:32: accounts[0].alerts.forecast_horizon: a horizon of 0 would never"
+            " forecast; write forecast: false to switch the forecast alerts off",
+        ),
+        (
+            "",
+            "{forecast_horizon: 7}",
+            "exporter.yml:5:32: accounts[0].alerts.forecast_horizon: not a duration: '7' (add"
+            " a unit, e.g. 300s or 5m)",
+        ),
+        (
+            "",
+            "{forecast: false, forecast_horizon: 7d}",
+            "exporter.yml:5:49: accounts[0].alerts.forecast_horizon: has no effect with"
+            " forecast: false in the same block; remove one of them",
+        ),
+        (
+            "",
+            "{forecast: sometimes}",
+            "exporter.yml:5:24: accounts[0].alerts.forecast: expected true or false, got a string",
+        ),
+        (
+            "{meters: {credits: {warning: 0.5}}}",
+            "",
+            "exporter.yml:2:12: global.alerts.meters: per-meter settings belong under an"
+            " account's alerts (meter names are the vendor's); set warning, critical, forecast"
+            " or forecast_horizon here",
+        ),
+        (
+            "",
+            "{meters: {credits: {warn: 0.5}}}",
+            "exporter.yml:5:33: accounts[0].alerts.meters.credits.warn: unknown key 'warn';"
+            " allowed keys: warning, critical, forecast, forecast_horizon",
+        ),
+        (
+            "",
+            "{meters: [credits]}",
+            "exporter.yml:5:22: accounts[0].alerts.meters: expected a mapping of meter names,"
+            " got a list",
+        ),
+        (
+            "",
+            "{threshold: 0.5}",
+            "exporter.yml:5:14: accounts[0].alerts.threshold: unknown key 'threshold'; allowed"
+            " keys: warning, critical, forecast, forecast_horizon, meters",
+        ),
+        (
+            "",
+            "[0.8, 0.95]",
+            "exporter.yml:5:13: accounts[0].alerts: expected a mapping, got a list",
+        ),
+    ],
+    ids=[
+        "zero share",
+        "negative share",
+        "nan share",
+        "percent string",
+        "true is not a share",
+        "warning above critical",
+        "warning above critical, inherited",
+        "meter warning above account critical",
+        "global warning above critical",
+        "zero horizon",
+        "horizon without unit",
+        "horizon with forecast off",
+        "forecast not a boolean",
+        "meters under global",
+        "unknown meter key",
+        "meters not a mapping",
+        "unknown alerts key",
+        "alerts not a mapping",
+    ],
+)
+def test_bad_alert_settings(global_alerts: str, account_alerts: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(alert_config(global_alerts, account_alerts), source="exporter.yml")
+    assert list(info.value.problems) == [expected]
+
+
+@pytest.mark.parametrize(
+    ("setting", "effect"),
+    [
+        ("warning: 80", ""),
+        ("critical: 1.2", "; it also switches SaasQuotaExhausted off for the meter"),
+    ],
+)
+def test_an_alert_share_above_one_is_accepted_with_a_warning(setting: str, effect: str) -> None:
+    config = parse_config(alert_config("", f"{{{setting}}}"), source="exporter.yml")
+    value = setting.split(": ")[1]
+    assert config.warnings == (
+        f"exporter.yml:5:{14 + len(setting) - len(value)}: accounts[0].alerts."
+        f"{setting.split(':')[0]}: {value} is above 1 (100 % used): the alert fires only on"
+        f" overage{effect}; a share of 80 % is written 0.8, and off switches the alert off;"
+        " accepted",
+    )
+
+
+_SHARES = st.one_of(
+    st.none(), st.sampled_from([INF]), st.floats(0.01, 1.0).map(lambda x: round(x, 2))
+)
+
+
+def _flow(settings: dict[str, float | None]) -> str:
+    parts = [f"{k}: {'off' if v == INF else v}" for k, v in settings.items() if v is not None]
+    return "{" + ", ".join(parts) + "}" if parts else ""
+
+
+@settings(max_examples=60, deadline=None)
+@given(gw=_SHARES, gc=_SHARES, aw=_SHARES, ac=_SHARES)
+def test_threshold_order_is_checked_as_the_layers_combine(
+    gw: float | None, gc: float | None, aw: float | None, ac: float | None
+) -> None:
+    """An error exactly when the effective warning and critical are numbers, warning >
+    critical; once, in the most specific block that writes one of them."""
+    text = alert_config(
+        _flow({"warning": gw, "critical": gc}), _flow({"warning": aw, "critical": ac})
+    )
+    global_bad = gw is not None and gc is not None and gw < INF and gc < INF and gw > gc
+    warning = aw if aw is not None else gw
+    critical = ac if ac is not None else gc
+    account_bad = (
+        (aw is not None or ac is not None)
+        and warning is not None
+        and critical is not None
+        and max(warning, critical) < INF
+        and warning > critical
+    )
+    try:
+        parse_config(text, source="exporter.yml")
+    except ConfigError as exc:
+        where = [p.split(": ")[1] for p in exc.problems]
+        assert where == [w for w, bad in (("global.alerts.warning", global_bad),) if bad] + (
+            [f"accounts[0].alerts.{'warning' if aw is not None else 'critical'}"]
+            if account_bad
+            else []
+        )
+    else:
+        assert not global_bad
+        assert not account_bad

@@ -8,6 +8,7 @@ semantics (docs/metrics.md) are checked on the same snapshot.
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 from dataclasses import replace
@@ -17,7 +18,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.families import families
-from exporter.model import Readings, Reason
+from exporter.model import AlertPolicy, AlertSettings, Readings, Reason
 from exporter.providers import PROVIDERS
 from exporter.render import MetricsRenderer
 from exporter.state import AccountState, ReloadStatus, StateStore
@@ -49,7 +50,18 @@ def golden_store() -> StateStore:
         good("piloterr", "scraping", parsed("piloterr", "usage_expiring_key")),
         good("vidnavigator", "odyssey", parsed("vidnavigator", "usage_v3_unlimited")),
         good("vertaaux", "prod", parsed("vertaaux", "quota_pro")),
+        # The adapter's default silences the free plan's daily exhaustion.
+        good("vertaaux", "free", parsed("vertaaux", "quota_free_exhausted")),
     ]
+    # Alert settings from the config: every layer, one meter of its own.
+    states[1] = replace(
+        states[1],
+        alerts=AlertPolicy(
+            fleet=AlertSettings(warning=0.85),
+            account=AlertSettings(critical=0.9, forecast_horizon=30 * 86400.0),
+            meters=(("jobs", AlertSettings(warning=math.inf, forecast=False)),),
+        ),
+    )
     # A failing account within max_staleness: up 0, errors counted, values kept.
     failing = (
         replace(
@@ -224,3 +236,73 @@ def test_help_names_the_default_interval_the_snapshot_carries(interval: float, s
     for name in ("saas_quota_used", "saas_quota_limit", "saas_quota_account_info"):
         assert said in help_of[name], help_of[name]
     assert "every" not in help_of["saas_quota_up"]
+
+
+# --- alert settings -------------------------------------------------------------------
+
+THRESHOLD = "saas_quota_alert_threshold_ratio"
+HORIZON = "saas_quota_alert_forecast_horizon_seconds"
+
+
+def alert_series(store: StateStore, account: str) -> dict[tuple[str, str | None], float]:
+    """(family, severity) -> value of one account's alert settings series."""
+    found = {}
+    for (name, labels), number in samples(render(store)).items():
+        label = dict(labels)
+        if name in (THRESHOLD, HORIZON) and label["account"] == account:
+            found[(name, label.get("severity"))] = number
+    return found
+
+
+def one(state: AccountState) -> StateStore:
+    store = StateStore()
+    store.set_accounts([state])
+    return store
+
+
+def test_alert_series_are_exported_only_where_something_sets_them() -> None:
+    store = golden_store()
+    # No config settings and no adapter default: the rules' defaults, no series.
+    for account in ("marketing", "prod", "scraping", "odyssey", "failing"):
+        assert alert_series(store, account) == {}, account
+
+
+def test_the_vertaaux_free_plan_is_silenced_by_its_adapter_default() -> None:
+    free = good("vertaaux", "free", parsed("vertaaux", "quota_free_exhausted"))
+    assert alert_series(one(free), "free") == {
+        (THRESHOLD, "warning"): math.inf,
+        (THRESHOLD, "critical"): math.inf,
+        (HORIZON, None): 0.0,
+    }
+    # The default is the adapter's, for the free plan only: a paid plan exports none.
+    pro = good("vertaaux", "pro", parsed("vertaaux", "quota_pro"))
+    assert alert_series(one(pro), "pro") == {}
+
+
+def test_the_accounts_config_overrides_the_adapter_default_per_key() -> None:
+    free = replace(
+        good("vertaaux", "free", parsed("vertaaux", "quota_free_exhausted")),
+        alerts=AlertPolicy(
+            fleet=AlertSettings(warning=0.85, forecast_horizon=86400.0),
+            account=AlertSettings(critical=1.0),
+            meters=(("credits", AlertSettings(forecast=True)),),
+            adapter=PROVIDERS["vertaaux"].alert_defaults,
+        ),
+    )
+    assert alert_series(one(free), "free") == {
+        # global.alerts ranks below the adapter's default: still off.
+        (THRESHOLD, "warning"): math.inf,
+        # The account's own critical wins over the adapter's: paged when used up.
+        (THRESHOLD, "critical"): 1.0,
+        # The meter's forecast: true wins, and the horizon falls through to global.
+        (HORIZON, None): 86400.0,
+    }
+
+
+def test_alert_series_go_with_the_meters_readings() -> None:
+    """Only meters that are exported carry settings: stale values take them along."""
+    free = replace(
+        good("vertaaux", "free", parsed("vertaaux", "quota_free_exhausted")),
+        last_success=NOW - 3600,
+    )
+    assert alert_series(one(free), "free") == {}

@@ -20,6 +20,9 @@ from exporter import model
 from exporter.model import (
     LABEL_CHARS,
     MESSAGE_CHARS,
+    AlertDefault,
+    AlertPolicy,
+    AlertSettings,
     MeterReading,
     PollError,
     Readings,
@@ -418,3 +421,49 @@ def test_poll_error_message_is_scrubbed() -> None:
 def test_poll_error_ignores_a_retry_after_that_cannot_be_honoured(bad: float) -> None:
     # An infinite wait would never poll the account again.
     assert PollError(Reason.RATE_LIMITED, "HTTP 429", retry_after=bad).retry_after is None
+
+
+# --- alert settings -------------------------------------------------------------------
+
+_LAYER = st.builds(
+    AlertSettings,
+    warning=st.one_of(st.none(), st.floats(0.01, 2.0), st.just(math.inf)),
+    critical=st.one_of(st.none(), st.floats(0.01, 2.0), st.just(math.inf)),
+    forecast=st.one_of(st.none(), st.booleans()),
+    forecast_horizon=st.one_of(st.none(), st.floats(1.0, 1e8)),
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    meter=_LAYER,
+    account=_LAYER,
+    vendor=_LAYER,
+    fleet=_LAYER,
+    plan=st.sampled_from(["free", "FREE", "pro"]),
+)
+def test_each_alert_setting_comes_from_the_most_specific_layer_that_sets_it(
+    meter: AlertSettings,
+    account: AlertSettings,
+    vendor: AlertSettings,
+    fleet: AlertSettings,
+    plan: str,
+) -> None:
+    policy = AlertPolicy(
+        fleet=fleet,
+        account=account,
+        meters=(("credits", meter),),
+        adapter=(AlertDefault(vendor, meter="credits", account_info=(("plan", "free"),)),),
+    )
+    readings = Readings(
+        meters=(MeterReading("credits", "credits"),), account_info=(("plan", plan),)
+    )
+    got = policy.settings(readings, readings.meters[0])
+    layers = [meter, account, vendor, fleet] if plan.lower() == "free" else [meter, account, fleet]
+    for name in ("warning", "critical", "forecast", "forecast_horizon"):
+        values = [getattr(layer, name) for layer in layers if getattr(layer, name) is not None]
+        assert getattr(got, name) == (values[0] if values else None), name
+    # Another meter of the account: only the account's and global settings apply.
+    other = MeterReading("seats", "seats")
+    assert policy.settings(readings, other) == account.over(fleet)
+    assert got.horizon == (0.0 if got.forecast is False else got.forecast_horizon)

@@ -12,6 +12,7 @@ import gzip
 import io
 import itertools
 import json
+import math
 import random
 import zlib
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -26,7 +27,7 @@ from prometheus_client.core import Metric
 from exporter import log
 from exporter.config import AccountConfig, Config, parse_config
 from exporter.families import families
-from exporter.model import Readings, Reason
+from exporter.model import AlertPolicy, AlertSettings, Readings, Reason
 from exporter.poller import (
     DECODE_STEP,
     FULL_CHECK_SECONDS,
@@ -289,6 +290,35 @@ accounts:
     poller.apply_config(parse_config(text))
     assert poller.store.get(("pictory", "a")) is None
     assert [s.key for s in poller.store.snapshot().accounts] == [("tornado", "b")]
+
+
+async def test_the_accounts_alert_settings_reach_its_state_on_load_and_reload(
+    poller: Poller, vendor: ScriptedVendor, clock: FakeClock
+) -> None:
+    """What /metrics exports per meter comes from the state: the config's `alerts:`
+    with the adapter's defaults, and a reload's new settings replace the old ones."""
+    vendor.answers["/vertaaux/api/v1/quota"] = ok_json(
+        {"plan": "free", "credits_total": 3, "credits_used": 3, "credits_remaining": 0}
+    )
+    free = (
+        "  - {provider: vertaaux, account: c, api_key: vx_live_cccccc,"
+        " base_url: http://vendor.test/vertaaux%s}\n"
+    )
+    poller.apply_config(config("60s", "3m", free % ""))
+    await run_for(poller, clock, 5)
+    state = poller.store.get(("vertaaux", "c"))
+    assert state is not None
+    assert state.alerts == AlertPolicy(adapter=PROVIDERS["vertaaux"].alert_defaults)
+    assert state.readings is not None
+    meter = state.readings.meters[0]
+    assert state.alerts.settings(state.readings, meter) == AlertSettings(
+        warning=math.inf, critical=math.inf, forecast=False
+    )
+    poller.apply_config(config("60s", "3m", free % ", alerts: {critical: 1}"))
+    changed = poller.store.get(("vertaaux", "c"))
+    assert changed is not None
+    assert changed.readings == state.readings, "cached values stay"
+    assert changed.alerts.settings(state.readings, meter).critical == 1.0
 
 
 async def test_oversized_body_is_a_parse_error_and_reading_stops(

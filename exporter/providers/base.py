@@ -21,8 +21,8 @@ from datetime import UTC, date, datetime
 from typing import Any, Final
 from urllib.parse import quote, urlencode
 
+from exporter.model import AlertDefault, MeterReading, PollError, Readings, Reason, vendor_text
 from exporter.model import FieldError as FieldError  # re-exported: adapters raise it
-from exporter.model import MeterReading, PollError, Readings, Reason, vendor_text
 
 Headers = Mapping[str, str]
 ParseFn = Callable[[int, Headers, bytes], Readings]
@@ -101,6 +101,10 @@ class Provider:
     # A remark about a key worth a config warning (a sandbox key, say); it is given
     # the key and must never quote it.
     key_warning: Callable[[str], str | None] | None = None
+    # The alert settings of meters this vendor makes noisy by design (a free tier
+    # that runs out daily): the shipped rules read them as exported series, so no
+    # alert expression names a vendor. The config's account settings override them.
+    alert_defaults: tuple[AlertDefault, ...] = ()
     # The rest serves declarative providers; the defaults are the built-in five's
     # request: GET, no query, the key in `auth_header`.
     method: str = "GET"

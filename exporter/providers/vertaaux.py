@@ -24,14 +24,18 @@ one daily audit-credit allowance, exported as the single `credits` meter
   the quota codes `rate_limit_exceeded` / `quota_exceeded` are `rate_limited` on any
   4xx, since the status of `quota_exceeded` is only inferred. `Retry-After` (seconds
   or HTTP date) is passed on; VertaaUX sends it, so no extra cooldown is needed.
+* Alerts: the free plan's `credits` meter (3 audits a day) runs out daily by design,
+  so its default alert settings (`FREE_PLAN_ALERTS`) switch the threshold, exhausted
+  and forecast alerts off for it; an account's `alerts:` in the config overrides them.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
-from exporter.model import MeterReading, PollError, Readings, Reason
+from exporter.model import AlertDefault, AlertSettings, MeterReading, PollError, Readings, Reason
 from exporter.providers.base import (
     FieldError,
     Headers,
@@ -244,6 +248,15 @@ def _sandbox_key_warning(api_key: str) -> str | None:
     return None
 
 
+# The free plan's 3 audits a day run out every day by design: neither the threshold
+# alerts nor SaasQuotaExhausted (critical above 1) nor the forecasts are news there.
+FREE_PLAN_ALERTS = AlertDefault(
+    meter=_METER,
+    account_info=(("plan", "free"),),
+    settings=AlertSettings(warning=math.inf, critical=math.inf, forecast=False),
+)
+
+
 PROVIDER = Provider(
     name="vertaaux",
     default_base_url="https://vertaaux.ai",
@@ -256,4 +269,5 @@ PROVIDER = Provider(
     rate_limit_cooldown=0.0,
     docs_url="https://vertaaux.ai/docs/api/endpoints/quota",
     key_warning=_sandbox_key_warning,
+    alert_defaults=(FREE_PLAN_ALERTS,),
 )

@@ -11,7 +11,8 @@ timers changed) and delivers to a webhook receiver inside this test.
 
 The test proves that the exhausted meter pages, the fast-burning meters raise the
 forecast before anything runs out, inhibition suppresses the redundant alert, and
-nothing fires for the limit-0, uncapped and free-tier meters. In the same run it
+nothing fires for the limit-0, uncapped and free-tier meters (the free tier through
+the alert settings its adapter's default makes the exporter export). In the same run it
 executes every query of every dashboard panel and template variable against that
 Prometheus: none may fail, and every one must return data except the combinations
 listed in EXPECTED_EMPTY, each with its reason.
@@ -489,15 +490,28 @@ def test_alerts_reach_the_webhook_and_every_dashboard_query_returns_data(stack: 
         )
         for _, _, a in webhook.alerts()
     }
-    # The rules silence the free tier through the per-meter settings the exporter
-    # exports (saas_quota_alert_threshold_ratio, saas_quota_alert_forecast_horizon_seconds),
-    # not by naming the vendor. Until the exporter exports them for the free tier (its
-    # adapter's default, issue 13's exporter side), its daily exhaustion pages; this
-    # allowance disappears by itself as soon as Prometheus sees those series.
-    settings = prometheus.api("/api/v1/query", query="saas_quota_alert_threshold_ratio")
-    if not settings["data"]["result"]:
-        delivered.discard(("SaasQuotaExhausted", "vertaaux", "audits", "credits"))
     assert delivered == set(EXPECTED_DELIVERIES), delivered ^ set(EXPECTED_DELIVERIES)
+    # The free tier is silent because the exporter exports its adapter's default
+    # (both thresholds +Inf, forecast horizon 0) and the rules read it; no alert
+    # expression names the vendor. Its meter is used up all the same.
+    settings = {
+        (s["metric"]["__name__"], s["metric"].get("severity")): float(s["value"][1])
+        for s in prometheus.api(
+            "/api/v1/query",
+            query='{__name__=~"saas_quota_alert_threshold_ratio|saas_quota_alert_forecast_horizon_seconds",'
+            ' provider="vertaaux", account="audits", meter="credits"}',
+        )["data"]["result"]
+    }
+    assert settings == {
+        ("saas_quota_alert_threshold_ratio", "warning"): float("inf"),
+        ("saas_quota_alert_threshold_ratio", "critical"): float("inf"),
+        ("saas_quota_alert_forecast_horizon_seconds", None): 0.0,
+    }
+    free_ratio = prometheus.api(
+        "/api/v1/query",
+        query='provider_account_meter:saas_quota_used_per_limit:ratio{account="audits"}',
+    )["data"]["result"]
+    assert [float(s["value"][1]) for s in free_ratio] == [1.0]
 
     figures = {
         "exporter ready -> Prometheus ready (s)": round(
