@@ -43,6 +43,9 @@ DEMO_ACCOUNTS = {
     ("vidnavigator", "research"),
     ("vertaaux", "audits"),
     ("vertaaux", "agency"),
+    # Declarative vendors (exporter/providers/*.yaml) beside the five.
+    ("github", "ci-bot"),
+    ("openrouter", "assistant"),
 }
 T0 = 20834 * DAY
 
