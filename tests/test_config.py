@@ -1892,3 +1892,24 @@ def test_config_check_prints_definition_problems_with_the_rest(
     assert f"{path}:13:16: accounts[1].provider: unknown provider 'pictroy'" in err
     path.write_text(acme_config())
     assert main(["--config.file", str(path), "--config.check"]) == 0
+
+
+@pytest.mark.parametrize(
+    ("doc", "heading"),
+    [
+        ("configuration.md", "## User-defined providers"),
+        ("writing-a-provider.md", "## Using your own definition"),
+    ],
+)
+def test_the_documented_user_defined_provider_examples_load(
+    doc: str, heading: str, tmp_path: Path
+) -> None:
+    text = (Path(__file__).parents[1] / "docs" / doc).read_text()
+    block = re.search(re.escape(heading) + r"\n.*?```yaml\n(.*?)```", text, re.DOTALL)
+    assert block, f"no yaml example under {heading!r} in docs/{doc}"
+    (tmp_path / "providers").mkdir()
+    (tmp_path / "providers" / "acme.yaml").write_text(ACME)
+    environ = {"QUOTACO_API_KEY": "quotaco-key-0123", "DEEPL_TEAM_KEY": "deepl-key-0123"}
+    config = parse_config(block.group(1), environ=environ, base_dir=tmp_path)
+    assert config.accounts
+    assert config.warnings == ()
