@@ -7,10 +7,15 @@ per resource, whatever resources the body has.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Final
 
 from exporter.demo.vendors.base import Moment, SimAccount, SimMeter, SimulatedVendor, limit, used
 from exporter.providers import PROVIDERS
+
+# A shipped definition has no Python module to import: the record is named after the
+# vendor it plays (one file per vendor), so no vendor name is written out here.
+PROVIDER: Final = PROVIDERS[Path(__file__).stem]
 
 HOUR: Final = 3600.0
 MINUTE: Final = 60.0
@@ -40,12 +45,12 @@ def body(account: SimAccount, at: Moment) -> dict[str, Any]:
 
 
 VENDOR: Final = SimulatedVendor(
-    provider=PROVIDERS["github"],
+    provider=PROVIDER,
     body=body,
     unauthorized=b'{"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"}',
     demo_accounts=(
         SimAccount(
-            "github",
+            PROVIDER.name,
             "demo-github-ci-bot",
             {
                 # A CI bot that spends most of its hourly core budget, and searches in

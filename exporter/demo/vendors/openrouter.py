@@ -6,6 +6,7 @@ The shipped declarative definition exporter/providers/openrouter.yaml reads it.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Final
 
 from exporter.demo.vendors.base import (
@@ -18,6 +19,10 @@ from exporter.demo.vendors.base import (
     used,
 )
 from exporter.providers import PROVIDERS
+
+# A shipped definition has no Python module to import: the record is named after the
+# vendor it plays (one file per vendor), so no vendor name is written out here.
+PROVIDER: Final = PROVIDERS[Path(__file__).stem]
 
 # What the key spent before this month: all-time usage is this plus the month's.
 EARLIER_USAGE: Final = 250.0
@@ -46,12 +51,12 @@ def body(account: SimAccount, at: Moment) -> dict[str, Any]:
 
 
 VENDOR: Final = SimulatedVendor(
-    provider=PROVIDERS["openrouter"],
+    provider=PROVIDER,
     body=body,
     unauthorized=b'{"error": {"message": "No auth credentials found", "code": 401}}',
     demo_accounts=(
         SimAccount(
-            "openrouter",
+            PROVIDER.name,
             "demo-openrouter-assistant",
             # A chat assistant's key with a monthly credit limit, spent steadily.
             {"credits": SimMeter(limit=100, start=61.5, rate=0.02, period=30 * DAY)},
