@@ -9,6 +9,8 @@ are reported from their position alone because PyYAML's own message quotes the l
 
 from __future__ import annotations
 
+import glob
+import itertools
 import math
 import os
 import re
@@ -26,11 +28,15 @@ from exporter.durations import format_duration
 from exporter.model import NO_ALERT_POLICY, NO_ALERT_SETTINGS, AlertPolicy, AlertSettings
 from exporter.providers import PROVIDERS
 from exporter.providers.base import Provider, Request
+from exporter.providers.declarative import DefinitionError, DefinitionParser, build_provider
+from exporter.providers.declarative import load_text as load_definition
+from exporter.providers.declarative.schema import Loader as DefinitionLoader
 from exporter.redaction import REDACTOR, Secret
 from exporter.yamlreader import (
     MAX_CONFIG_BYTES,
     MAX_KEY_FILE_BYTES,
     DocumentError,
+    Fields,
     FileReadError,
     Reader,
     read_limited,
@@ -79,7 +85,11 @@ _ACCOUNT_KEYS: Final = (
 # `alerts:` under `global:` and under an account; `meters:` only under an account.
 _ALERT_KEYS: Final = ("warning", "critical", "forecast", "forecast_horizon")
 _ACCOUNT_ALERT_KEYS: Final = (*_ALERT_KEYS, "meters")
-_TOP_KEYS: Final = ("global", "accounts")
+_TOP_KEYS: Final = ("global", "accounts", "providers", "provider_files")
+# `provider_files:` reads at most this many definition files, all patterns together: a
+# glob that matches a whole tree by mistake is an error, not a reload that never ends.
+MAX_PROVIDER_FILES: Final = 100
+_DEFINITION_SUFFIXES: Final = (".yaml", ".yml")
 _BOOL_TAG: Final = "tag:yaml.org,2002:bool"
 _STR_TAG: Final = "tag:yaml.org,2002:str"
 _INT_TAG: Final = "tag:yaml.org,2002:int"
@@ -237,6 +247,9 @@ class _Loader(Reader):
         self.unread_key_files = 0
         # `global.alerts`, which every account's settings fall back on.
         self.fleet_alerts = _AlertBlock(NO_ALERT_SETTINGS, {})
+        # User-defined providers whose definition has problems: accounts naming them are
+        # not also "unknown provider" (the definition's own problems say what to fix).
+        self.broken_providers: set[str] = set()
 
     # --- reporting ----------------------------------------------------------------
 
@@ -287,6 +300,7 @@ class _Loader(Reader):
         top = self.mapping(root, "", _TOP_KEYS)
         if top is None:
             raise self.error()
+        self.definitions(top)
 
         interval = DEFAULT_INTERVAL
         # None unless set: then each provider's own default interval applies.
@@ -342,6 +356,153 @@ class _Loader(Reader):
             unread_key_files=self.unread_key_files,
         )
 
+    # --- user-defined providers -----------------------------------------------------
+
+    def definitions(self, top: Fields) -> None:
+        """`providers:` and `provider_files:` join the registry for this load only.
+
+        Each definition is checked like a shipped one (every problem with its position:
+        the config's own for the map, the definition file's for a file). A name the
+        registry already has, or one defined twice, is a problem naming both places.
+        """
+        registry = dict(self.providers)
+        # name -> where a user-defined provider was defined, for "defined twice".
+        origins: dict[str, str] = {}
+        if "providers" in top and not _is_null(top["providers"]):
+            self.provider_map(top["providers"], registry, origins)
+        if "provider_files" in top and not _is_null(top["provider_files"]):
+            self.provider_files(top["provider_files"], registry, origins)
+        self.providers = registry
+
+    def provider_map(
+        self, node: Node, registry: dict[str, Provider], origins: dict[str, str]
+    ) -> None:
+        fields = self.mapping(node, "providers", what="a mapping of provider name to definition")
+        if fields is None:
+            return
+        for name, value in fields.items():
+            where = f"providers.{name}"
+            key_node = fields.key_node(name)
+            if self.name_taken(key_node, where, name, f"providers.{name}", registry, origins):
+                continue
+            loader = DefinitionLoader(self.source)
+            definition = loader.definition(name, value, where)
+            # Positioned in this file already: they sort among its other problems.
+            self.problems.extend(loader.problems)
+            if loader.problems or definition is None:
+                self.broken_providers.add(name)
+                continue
+            registry[name] = build_provider(definition)
+            origins[name] = f"{self.position(key_node).rstrip(': ')} ({where})"
+
+    def provider_files(
+        self, node: Node, registry: dict[str, Provider], origins: dict[str, str]
+    ) -> None:
+        items = self.sequence(node, "provider_files", what="a list of file patterns")
+        read: set[Path] = set()
+        for index, item in enumerate(items or []):
+            where = f"provider_files[{index}]"
+            pattern = self.string(item, where, None)
+            if pattern is None:
+                continue
+            paths = self.matches(item, where, pattern, MAX_PROVIDER_FILES - len(read))
+            for path in paths:
+                if path.resolve() in read:
+                    continue  # two patterns naming one file: read once
+                read.add(path.resolve())
+                self.provider_file(item, where, path, registry, origins)
+
+    def matches(self, node: Node, where: str, pattern: str, budget: int) -> list[Path]:
+        """The files a pattern names (relative to the config's folder), at most `budget`.
+
+        A pattern without `*?[` names one file, which must exist; a glob may match none
+        (a warning). `**` is not recursive: one folder level per path segment.
+        """
+        if not glob.has_magic(pattern):
+            return [self.base_dir / pattern]
+        found = list(itertools.islice(glob.iglob(pattern, root_dir=self.base_dir), budget + 1))
+        if len(found) > budget:
+            self.problem(
+                node,
+                where,
+                f"{pattern!r} matches more than the {MAX_PROVIDER_FILES} provider files a"
+                " config may read (all patterns together); narrow the pattern",
+            )
+            return []
+        if not found:
+            self.warning(node, where, f"{pattern!r} matches no file in {self.base_dir}")
+        return sorted(self.base_dir / match for match in found)
+
+    def provider_file(
+        self,
+        node: Node,
+        where: str,
+        path: Path,
+        registry: dict[str, Provider],
+        origins: dict[str, str],
+    ) -> None:
+        """One definition file: its name is the file's (`acme.yaml` defines `acme`)."""
+        suffix = next((s for s in _DEFINITION_SUFFIXES if path.name.endswith(s)), None)
+        if suffix is None:
+            self.problem(
+                node,
+                where,
+                f"{path}: a provider file is NAME.yaml or NAME.yml (the name is the provider's)",
+            )
+            return
+        name = path.name.removesuffix(suffix)
+        if self.name_taken(node, where, name, str(path), registry, origins):
+            return
+        try:
+            text = read_limited(path, MAX_CONFIG_BYTES).decode("utf-8")
+        except FileReadError as exc:
+            self.problem(node, where, f"cannot read provider file {path}: {exc}")
+            self.broken_providers.add(name)
+            return
+        except UnicodeDecodeError:
+            self.problem(node, where, f"provider file {path} is not UTF-8 text")
+            self.broken_providers.add(name)
+            return
+        try:
+            definition = load_definition(text, name, str(path))
+        except DefinitionError as exc:
+            # Positioned in their own file; listed where the config names the file, in
+            # their own order.
+            line, column = node.start_mark.line, node.start_mark.column
+            self.problems.extend((line, column, problem) for problem in exc.problems)
+            self.broken_providers.add(name)
+            return
+        registry[name] = build_provider(definition)
+        origins[name] = str(path)
+
+    def name_taken(
+        self,
+        node: Node,
+        where: str,
+        name: str,
+        place: str,
+        registry: dict[str, Provider],
+        origins: dict[str, str],
+    ) -> bool:
+        """Whether `name` is already used; a problem naming both places if so."""
+        if name in origins or name in self.broken_providers:
+            first = origins.get(name, "an earlier definition")
+            self.problem(
+                node,
+                where,
+                f"provider {name!r} ({place}) is defined twice: also at {first}; rename one",
+            )
+            return True
+        if name in registry:
+            self.problem(
+                node,
+                where,
+                f"provider name {name!r} ({place}) is already taken by"
+                f" {_origin(registry[name])}; choose another name",
+            )
+            return True
+        return False
+
     # --- accounts -----------------------------------------------------------------
 
     def accounts(
@@ -391,7 +552,9 @@ class _Loader(Reader):
         provider = self.string(fields.get("provider"), f"{where}.provider", node, required=True)
         # Resolved here, once: everything below and after the load uses this object.
         adapter = self.providers.get(provider) if provider is not None else None
-        if provider is not None and adapter is None:
+        if provider in self.broken_providers:
+            provider = None
+        elif provider is not None and adapter is None:
             self.problem(
                 fields["provider"],
                 f"{where}.provider",
@@ -928,6 +1091,13 @@ class _AlertBlock:
     settings: AlertSettings
     # "warning" / "critical" -> (node, path), for problems about their order.
     written: dict[str, tuple[Node, str]]
+
+
+def _origin(provider: Provider) -> str:
+    """Where a provider of the registry the loader was handed comes from."""
+    if isinstance(provider.parse, DefinitionParser):
+        return f"the shipped definition exporter/providers/{provider.name}.yaml"
+    return f"the built-in adapter exporter/providers/{provider.name}.py"
 
 
 # What the user most likely did, and the two ways out (api_key is the secret field).

@@ -27,7 +27,9 @@ import pytest
 
 from exporter import app as app_module
 from exporter.app import Exporter, ListenAddress
-from exporter.config import Config, load_config
+from exporter.config import Config, load_config, parse_config
+from exporter.poller import Poller
+from exporter.state import StateStore
 from exporter.web import WebSecurity
 from exporter.webconfig import WebConfig, load_web_config
 from tests.e2e import basic, http_get, wait_until
@@ -596,6 +598,173 @@ async def test_an_echoed_api_key_never_reaches_the_page_or_the_metrics(
             'saas_quota_poll_errors_total{account="echo",provider="tornado",reason="auth"} 1.0'
             in (metrics)
         )
+
+
+# --- reload: user-defined providers -----------------------------------------------
+
+# A definition of the user's own that reads the simulated Tornado's answer.
+OWN_TORNADO = """\
+providers:
+  own_tornado:
+    base_url: {base_url}
+    path: /usage
+    auth: {{header: x-api-key}}
+    meters:
+      - {{id: jobs, unit: jobs, used: usage_count}}
+{extra}"""
+OWN_KEYS = ("sk_app_own_tornado_key_1", "sk_app_own_tornado_key_2")
+
+
+def own_tornado_config(path: Path, sim: VendorSimulator, extra: str = "") -> Path:
+    definition = OWN_TORNADO.format(base_url=sim.base_url("tornado"), extra=extra)
+    accounts = [account("own_tornado", f"t{i}", key, "") for i, key in enumerate(OWN_KEYS)]
+    # The definition's own base_url: no per-account override.
+    text = write_config(path, keep(sim), *accounts).read_text().replace("    base_url: \n", "")
+    path.write_text(definition + text)
+    return path
+
+
+def polls(values: Samples, account_name: str) -> float | None:
+    labels = {"provider": "own_tornado", "account": account_name}
+    return values.get(("saas_quota_polls_total", frozenset(labels.items())))
+
+
+@pytest.fixture
+def own_sim() -> Iterator[VendorSimulator]:
+    """Pictory's `keep` account, and the two keys the user's own Tornado definition polls."""
+    accounts = [
+        SimAccount("pictory", PICTORY_KEY, {"ai_credits": SimMeter(limit=50, start=5)}),
+        *(SimAccount("tornado", key, {"jobs": SimMeter(limit=None, start=3)}) for key in OWN_KEYS),
+    ]
+    with VendorSimulator(accounts) as simulator:
+        yield simulator
+
+
+async def test_a_definition_change_on_reload_is_a_change_of_every_account_using_it(
+    tmp_path: Path, clock: FakeClock, own_sim: VendorSimulator
+) -> None:
+    sim = own_sim
+    path = own_tornado_config(tmp_path / "config.yml", sim)
+    exporter = make_exporter(path, clock)
+    async with running(exporter, load_config(path)) as url:
+        await eventually(lambda: all(polls(scrape(url), f"t{i}") == 1 for i in (0, 1)))
+        # The same definition, moved down by a comment: nothing changed, no poll.
+        path.write_text("# reformatted\n" + path.read_text())
+        assert await exporter.reload() is None
+        await asyncio.sleep(0.5)
+        values = await asyncio.to_thread(scrape, url)
+        assert (polls(values, "t0"), polls(values, "t1")) == (1, 1)
+        assert values[("saas_quota_polls_total", frozenset(KEEP.items()))] == 1
+
+        # A changed definition: both of its accounts are polled again at once, the
+        # account of another provider is left alone.
+        own_tornado_config(
+            path, sim, "      - {id: storage_gb, unit: gigabytes, used: storage_usage_gb}\n"
+        )
+        assert await exporter.reload() is None
+        await eventually(lambda: all(polls(scrape(url), f"t{i}") == 2 for i in (0, 1)))
+        values = await asyncio.to_thread(scrape, url)
+        assert values[("saas_quota_polls_total", frozenset(KEEP.items()))] == 1
+        storage = {"provider": "own_tornado", "account": "t1", "meter": "storage_gb"}
+        assert ("saas_quota_used", frozenset(storage.items())) in values
+
+
+async def test_a_broken_definition_fails_the_reload_as_a_whole_and_lists_every_problem(
+    tmp_path: Path, clock: FakeClock, own_sim: VendorSimulator
+) -> None:
+    path = own_tornado_config(tmp_path / "config.yml", own_sim)
+    exporter = make_exporter(path, clock)
+    async with running(exporter, load_config(path)) as url:
+        await eventually(lambda: all(polls(scrape(url), f"t{i}") == 1 for i in (0, 1)))
+        jobs = {"provider": "own_tornado", "account": "t0", "meter": "jobs"}
+        before = await asyncio.to_thread(scrape, url)
+        # Two problems in the definition, one in an account of another provider.
+        text = path.read_text().replace("used: usage_count", "used: 'usage_count[?'")
+        text = text.replace("    path: /usage\n", "    path: usage\n")
+        path.write_text(text.replace("interval: 10m", "interval: 10"))
+        async with httpx.AsyncClient(base_url=url, timeout=15) as client:
+            answer = await client.post("/-/reload")
+        assert answer.status_code == 500
+        problems = answer.text.removeprefix("failed to reload config: ").splitlines()
+        assert [p.split(": ", 2)[1] for p in problems] == [
+            "providers.own_tornado.path",
+            "providers.own_tornado.meters[0].used",
+            "global.interval",
+        ]
+        assert all(p.startswith(f"{path}:") for p in problems)
+        values = await asyncio.to_thread(scrape, url)
+        assert values[("saas_quota_config_last_reload_successful", frozenset())] == 0
+        # The running config stays: every account, its values, and no poll was spent.
+        for name in ("t0", "t1"):
+            labels = frozenset({"provider": "own_tornado", "account": name}.items())
+            assert values[("saas_quota_up", labels)] == 1
+            assert values[("saas_quota_polls_total", labels)] == 1
+        assert (
+            values[("saas_quota_used", frozenset(jobs.items()))]
+            == before[("saas_quota_used", frozenset(jobs.items()))]
+        )
+        assert values[("saas_quota_up", frozenset(KEEP.items()))] == 1
+
+
+async def test_apply_config_keeps_the_state_of_an_unchanged_definition_only(
+    clock: FakeClock,
+) -> None:
+    calls: list[str] = []
+
+    def vendor(request: httpx.Request) -> httpx.Response:
+        calls.append(request.headers["x-api-key"])
+        answer = httpx.Response(200, json={"usage_count": 7, "storage_usage_gb": 1.5})
+        # The poller reads the raw stream, as a real transport gives it.
+        return httpx.Response(200, headers=answer.headers, stream=answer.stream)
+
+    def load(extra: str = "", comment: str = "") -> Config:
+        text = OWN_TORNADO.format(base_url="https://tornado.test", extra=extra) + (
+            f"{comment}accounts:\n"
+            + "".join(
+                f"  - {{provider: own_tornado, account: t{i}, api_key: {key}}}\n"
+                for i, key in enumerate(OWN_KEYS)
+            )
+        )
+        return parse_config(text, source="config.yml", environ={})
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(vendor)) as client:
+        poller = Poller(StateStore(), client, clock=clock.time, monotonic=clock.monotonic)
+
+        async def run_for(seconds: int) -> None:
+            # The second key of a vendor starts a few seconds after the first.
+            for _ in range(seconds):
+                poller.tick()
+                await poller.drain()
+                clock.advance(1)
+
+        poller.apply_config(load())
+        await run_for(60)
+        assert sorted(calls) == sorted(OWN_KEYS)
+        states = [poller.store.get(("own_tornado", f"t{i}")) for i in (0, 1)]
+        assert all(state is not None and state.up for state in states)
+
+        # Loaded again from a text that differs only in a comment: the very same states,
+        # and nothing is due.
+        poller.apply_config(load(comment="# unchanged\n"))
+        assert [poller.store.get(("own_tornado", f"t{i}")) for i in (0, 1)] == states
+        assert all(
+            poller.store.get(("own_tornado", f"t{i}")) is state for i, state in enumerate(states)
+        )
+        await run_for(60)
+        assert len(calls) == 2
+
+        # A changed definition changes every account using it: both polled at once,
+        # their cached values kept until then.
+        poller.apply_config(
+            load("      - {id: storage_gb, unit: gigabytes, used: storage_usage_gb}\n")
+        )
+        for i in (0, 1):
+            state = poller.store.get(("own_tornado", f"t{i}"))
+            assert state is not None
+            assert state is not states[i]
+            assert state.polls_total == 1
+        await run_for(60)
+        assert sorted(calls[2:]) == sorted(OWN_KEYS)
 
 
 # --- reload: one path for every failure, a budget, coalescing -----------------------

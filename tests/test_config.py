@@ -603,7 +603,7 @@ BAD = [
         {},
         [
             f"{SOURCE}:1:1: scrape_interval: unknown key 'scrape_interval';"
-            " allowed keys: global, accounts"
+            " allowed keys: global, accounts, providers, provider_files"
         ],
         id="unknown top-level key",
     ),
@@ -1119,7 +1119,8 @@ BAD = [
             f"{SOURCE}:9:5: accounts[0].region: unknown key 'region'; allowed keys: {ACCOUNT_KEYS}",
             f"{SOURCE}:10:5: accounts[1]: missing api_key or api_key_file",
             f"{SOURCE}:14:14: accounts[2].api_key: environment variable UNSET_KEY is not set",
-            f"{SOURCE}:15:1: extra: unknown key 'extra'; allowed keys: global, accounts",
+            f"{SOURCE}:15:1: extra: unknown key 'extra';"
+            " allowed keys: global, accounts, providers, provider_files",
         ],
         id="several errors at once, in document order",
     ),
@@ -2111,3 +2112,281 @@ def test_threshold_order_is_checked_as_the_layers_combine(
     else:
         assert not global_bad
         assert not account_bad
+
+
+# --- user-defined providers (`providers:` and `provider_files:`) ------------------------
+
+ACME = """\
+base_url: https://api.acme.example
+path: /v1/usage
+auth: {header: X-Api-Key}
+meters:
+  - id: credits
+    unit: credits
+    used: used
+    limit: limit
+"""
+
+
+def indent(text: str, by: int) -> str:
+    return textwrap.indent(text, " " * by)
+
+
+def acme_config(definition: str = ACME, *, name: str = "acme", accounts: str = "") -> str:
+    return (
+        f"providers:\n  {name}:\n{indent(definition, 4)}"
+        f"accounts:\n  - {{provider: {name}, account: main, api_key: {KEY}}}\n{accounts}"
+    )
+
+
+def test_a_provider_defined_in_the_config_joins_the_registry_for_that_load() -> None:
+    config = parse_config(acme_config(), source=SOURCE, environ={})
+    (acme,) = config.accounts
+    assert acme.adapter.name == "acme"
+    assert acme.url == "https://api.acme.example/v1/usage"
+    assert acme.request().headers == {"X-Api-Key": KEY}
+    readings = acme.adapter.parse(200, {}, b'{"used": 3, "limit": 10}')
+    assert [(m.meter, m.used, m.limit) for m in readings.meters] == [("credits", 3, 10)]
+    # For that load only: the registry it was handed is unchanged.
+    assert "acme" not in PROVIDERS
+    with pytest.raises(ConfigError, match="unknown provider 'acme'"):
+        parse_config(f"accounts:\n  - {{provider: acme, account: a, api_key: {KEY}}}\n", environ={})
+
+
+def test_provider_files_are_globs_relative_to_the_config_files_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "etc"
+    (folder / "providers").mkdir(parents=True)
+    (folder / "providers" / "acme.yaml").write_text(ACME)
+    (folder / "providers" / "zeta.yml").write_text(ACME.replace("acme", "zeta"))
+    (folder / "providers" / "notes.txt").write_text("not matched by the glob")
+    path = folder / "exporter.yml"
+    path.write_text(
+        "provider_files: ['providers/*.yaml', 'providers/*.yml', providers/acme.yaml]\n"
+        "accounts:\n"
+        f"  - {{provider: acme, account: a, api_key: {KEY}}}\n"
+        f"  - {{provider: zeta, account: z, api_key: {KEY2}}}\n"
+    )
+    monkeypatch.chdir(tmp_path)  # not the config's folder
+    config = load_config(path, environ={})
+    assert [(a.provider, a.url) for a in config.accounts] == [
+        ("acme", "https://api.acme.example/v1/usage"),
+        ("zeta", "https://api.zeta.example/v1/usage"),
+    ]
+    # acme.yaml named by two patterns is read once, not "defined twice".
+    assert config.warnings == ()
+
+
+def test_every_problem_of_every_definition_is_reported_at_once(tmp_path: Path) -> None:
+    (tmp_path / "defs").mkdir()
+    broken_file = tmp_path / "defs" / "beta.yaml"
+    broken_file.write_text(
+        "base_url: https://api.beta.example\n"
+        "auth: {header: X-Api-Key}\n"
+        "colour: blue\n"
+        "meters:\n"
+        "  - {id: Credits, unit: credits, used: used}\n"
+    )
+    path = tmp_path / "exporter.yml"
+    path.write_text(
+        "provider_files: [defs/*.yaml]\n"
+        "providers:\n"
+        "  acme:\n"
+        "    base_url: https://api.acme.example\n"
+        "    auth: {header: X-Api-Key}\n"
+        "    meters:\n"
+        "      - {id: credits, unit: credits, used: 'used[?'}\n"
+        "accounts:\n"
+        f"  - {{provider: acme, account: a, api_key: {KEY}}}\n"
+        f"  - {{provider: beta, account: b, api_key: {KEY}, interval: 5}}\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path, environ={})
+    assert info.value.problems == (
+        # The file's own problems with the file's own positions, where the config names it.
+        f"{broken_file}:3:1: colour: unknown key 'colour'; allowed keys: base_url, path,"
+        " method, query, headers, auth, interval, min_interval, errors, info, key_expiry,"
+        " key_active, rate_limits, rate_limit_headers, meters, max_meters, docs_url",
+        f"{broken_file}:5:10: meters[0].id: a meter id is snake_case, e.g. api_credits",
+        f"{path}:7:51: providers.acme.meters[0].used: bad JMESPath expression 'used[?':"
+        " Invalid jmespath expression",
+        # The accounts of broken definitions are not also "unknown provider"; their own
+        # problems still count.
+        f"{path}:10:81: accounts[1].interval: not a duration: '5' (add a unit, e.g. 300s or 5m)",
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "origin"),
+    [
+        ("pictory", "the built-in adapter exporter/providers/pictory.py"),
+        ("github", "the shipped definition exporter/providers/github.yaml"),
+    ],
+)
+def test_a_name_already_taken_is_an_error_naming_both_places(
+    tmp_path: Path, name: str, origin: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(acme_config(name=name), source=SOURCE, environ={}, base_dir=tmp_path)
+    assert info.value.problems == (
+        f"{SOURCE}:2:3: providers.{name}: provider name {name!r} (providers.{name}) is already"
+        f" taken by {origin}; choose another name",
+    )
+    (tmp_path / f"{name}.yaml").write_text(ACME)
+    with pytest.raises(ConfigError) as info:
+        parse_config(
+            "provider_files: ['*.yaml']\naccounts: []\n",
+            source=SOURCE,
+            environ={},
+            base_dir=tmp_path,
+        )
+    assert info.value.problems == (
+        f"{SOURCE}:1:18: provider_files[0]: provider name {name!r} ({tmp_path / name}.yaml)"
+        f" is already taken by {origin}; choose another name",
+    )
+
+
+def test_a_name_defined_in_the_map_and_in_a_file_is_an_error_naming_both(tmp_path: Path) -> None:
+    (tmp_path / "acme.yaml").write_text(ACME)
+    text = "provider_files: [acme.yaml]\n" + acme_config()
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, source=SOURCE, environ={}, base_dir=tmp_path)
+    assert info.value.problems == (
+        f"{SOURCE}:1:18: provider_files[0]: provider 'acme' ({tmp_path / 'acme.yaml'}) is"
+        f" defined twice: also at {SOURCE}:3:3 (providers.acme); rename one",
+    )
+    # Twice in the map is a duplicate key like any other.
+    twice = acme_config().replace("accounts:", f"  acme:\n{indent(ACME, 4)}accounts:")
+    with pytest.raises(ConfigError) as info:
+        parse_config(twice, source=SOURCE, environ={}, base_dir=tmp_path)
+    assert info.value.problems == (f"{SOURCE}:11:3: providers.acme: duplicate key",)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            acme_config(name="Acme"),
+            f"{SOURCE}:3:5: providers.Acme: invalid provider name 'Acme': use [a-z][a-z0-9_]*",
+        ),
+        (
+            "providers: [acme]\naccounts: []\n",
+            f"{SOURCE}:1:12: providers: expected a mapping of provider name to definition,"
+            " got a list",
+        ),
+        (
+            "provider_files: defs/*.yaml\naccounts: []\n",
+            f"{SOURCE}:1:17: provider_files: expected a list of file patterns, got a string",
+        ),
+    ],
+    ids=["bad-name", "providers-not-a-map", "files-not-a-list"],
+)
+def test_bad_provider_blocks(text: str, expected: str, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, source=SOURCE, environ={}, base_dir=tmp_path)
+    assert info.value.problems[0] == expected
+
+
+def test_provider_files_are_read_bounded_and_the_glob_is_capped(tmp_path: Path) -> None:
+    def problems(patterns: str) -> tuple[str, ...]:
+        with pytest.raises(ConfigError) as info:
+            parse_config(
+                f"provider_files: {patterns}\naccounts: []\n",
+                source=SOURCE,
+                environ={},
+                base_dir=tmp_path,
+            )
+        return info.value.problems
+
+    os.mkfifo(tmp_path / "fifo.yaml")
+    with (tmp_path / "huge.yaml").open("wb") as f:
+        f.truncate(2 * 1024 * 1024)
+    assert problems("[fifo.yaml, huge.yaml, missing.yaml, notes.txt]") == (
+        f"{SOURCE}:1:18: provider_files[0]: cannot read provider file {tmp_path / 'fifo.yaml'}:"
+        " is a FIFO (named pipe), not a regular file",
+        f"{SOURCE}:1:29: provider_files[1]: cannot read provider file {tmp_path / 'huge.yaml'}:"
+        " is 2097152 bytes; the limit is 1 MiB",
+        f"{SOURCE}:1:40: provider_files[2]: cannot read provider file"
+        f" {tmp_path / 'missing.yaml'}: No such file or directory",
+        f"{SOURCE}:1:54: provider_files[3]: {tmp_path / 'notes.txt'}: a provider file is"
+        " NAME.yaml or NAME.yml (the name is the provider's)",
+    )
+    many = tmp_path / "many"
+    many.mkdir()
+    for index in range(101):
+        (many / f"p{index}.yaml").write_text(ACME)
+    assert problems("['many/*.yaml']") == (
+        f"{SOURCE}:1:18: provider_files[0]: 'many/*.yaml' matches more than the 100 provider"
+        " files a config may read (all patterns together); narrow the pattern",
+    )
+    (many / "p100.yaml").unlink()
+    config = parse_config(
+        "provider_files: ['many/*.yaml', 'nothing/*.yaml']\naccounts: []\n",
+        source=SOURCE,
+        environ={},
+        base_dir=tmp_path,
+    )
+    assert config.warnings == (
+        f"{SOURCE}:1:33: provider_files[1]: 'nothing/*.yaml' matches no file in {tmp_path}",
+        f"{SOURCE}:2:11: accounts: no accounts configured; nothing to poll",
+    )
+
+
+def test_equal_definitions_give_equal_accounts_and_a_changed_one_does_not(
+    tmp_path: Path,
+) -> None:
+    first = parse_config(acme_config(), environ={})
+    # Moved and commented, but the same definition: the same account.
+    moved = "# the acme vendor\n\n" + acme_config()
+    assert parse_config(moved, environ={}).accounts == first.accounts
+    (tmp_path / "acme.yaml").write_text(ACME)
+    from_file = parse_config(
+        f"provider_files: [acme.yaml]\naccounts:\n  - {{provider: acme, account: main,"
+        f" api_key: {KEY}}}\n",
+        environ={},
+        base_dir=tmp_path,
+    )
+    assert from_file.accounts == first.accounts
+    changed = parse_config(acme_config(ACME.replace("limit: limit", "limit: cap")), environ={})
+    assert changed.accounts != first.accounts
+
+
+def test_config_check_prints_definition_problems_with_the_rest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from exporter.cli import main
+
+    path = tmp_path / "exporter.yml"
+    path.write_text(
+        acme_config(ACME.replace("used: used", "used: 'used[?'"))
+        + "  - {provider: pictroy, account: b, api_key: x_1234567}\n"
+    )
+    assert main(["--config.file", str(path), "--config.check"]) != 0
+    err = capsys.readouterr().err
+    assert f"{path}: 2 config errors:" in err
+    assert f"{path}:9:22: providers.acme.meters[0].used: bad JMESPath expression" in err
+    assert f"{path}:13:16: accounts[1].provider: unknown provider 'pictroy'" in err
+    path.write_text(acme_config())
+    assert main(["--config.file", str(path), "--config.check"]) == 0
+
+
+@pytest.mark.parametrize(
+    ("doc", "heading"),
+    [
+        ("docs/configuration.md", "## User-defined providers"),
+        ("docs/writing-a-provider.md", "## Using your own definition"),
+    ],
+)
+def test_the_documented_user_defined_provider_examples_load(
+    doc: str, heading: str, tmp_path: Path
+) -> None:
+    text = (Path(__file__).parents[1] / doc).read_text()
+    block = re.search(re.escape(heading) + r"\n.*?```yaml\n(.*?)```", text, re.DOTALL)
+    assert block, f"no yaml example under {heading!r} in {doc}"
+    (tmp_path / "providers").mkdir()
+    (tmp_path / "providers" / "acme.yaml").write_text(ACME)
+    environ = {"QUOTACO_API_KEY": "quotaco-key-0123", "DEEPL_TEAM_KEY": "deepl-key-0123"}
+    config = parse_config(block.group(1), environ=environ, base_dir=tmp_path)
+    assert config.accounts
+    assert config.warnings == ()

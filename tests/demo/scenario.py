@@ -29,6 +29,9 @@ KEYS = {
     "piloterr": "piloterr-sim-key-0003",
     "vidnavigator": "vidnav-sim-key-0004",
     "vertaaux": "vx_live_sim_key_0005",
+    # Two shipped declarative definitions (exporter/providers/*.yaml).
+    "github": "ghp_sim_key_0006",
+    "openrouter": "sk-or-v1-sim-key-0007",
 }
 OTHER_PICTORY = "pictai_sim_key_other"
 WRONG_KEY = "not-a-key-anyone-has"
@@ -76,6 +79,18 @@ ACCOUNTS = [
         {"credits": SimMeter(limit=1000, start=40, rate=0.25)},
         reset_in=DAY,
         period_length=DAY,
+    ),
+    SimAccount(
+        "github",
+        KEYS["github"],
+        {
+            # Hourly and per-minute windows: each resets where its meter wraps.
+            "core": SimMeter(limit=5000, start=1000, rate=1.0, period=3600),
+            "search": SimMeter(limit=30, start=2, rate=0.125, period=60),
+        },
+    ),
+    SimAccount(
+        "openrouter", KEYS["openrouter"], {"credits": SimMeter(limit=100, start=40, rate=0.25)}
     ),
     # A second key at one vendor: faults are per key, not per vendor.
     SimAccount("pictory", OTHER_PICTORY, {"ai_credits": SimMeter(limit=50, start=5)}),
@@ -178,6 +193,26 @@ EXPECTED = {
         ),
         account_info=(("plan", "pro"),),
     ),
+    # Whole requests; each window resets at its next wrap (core: T0 + 1 h; search at
+    # ELAPSED is 40 s into its third minute: T0 + 120 s).
+    "github": Readings(
+        meters=(
+            MeterReading(
+                "core", "requests", used=1100, limit=5000, remaining=3900, reset_timestamp=T0 + 3600
+            ),
+            MeterReading(
+                "search", "requests", used=7, limit=30, remaining=23, reset_timestamp=T0 + 120
+            ),
+        )
+    ),
+    # This month's usage against the monthly limit; all-time adds the 250 spent before.
+    "openrouter": Readings(
+        meters=(
+            MeterReading("credits", "credits", used=65, limit=100, remaining=35),
+            MeterReading("credits_all_time", "credits", used=315),
+        ),
+        account_info=(("free_tier", "false"), ("limit_reset", "monthly")),
+    ),
 }
 
 # The 401 bodies docs/providers/ documents, one envelope per vendor.
@@ -187,6 +222,8 @@ UNAUTHORIZED = {
     "piloterr": {"error": "Invalid API Key"},
     "vidnavigator": {"status": "error", "error": "unauthorized", "message": "Invalid API key"},
     "vertaaux": {"error": "unauthorized", "message": "Invalid or missing API key"},
+    "github": {"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"},
+    "openrouter": {"error": {"message": "No auth credentials found", "code": 401}},
 }
 
 

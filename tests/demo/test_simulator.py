@@ -107,6 +107,30 @@ def test_usage_over_http_follows_the_injected_clock(sim: VendorSimulator, clock:
     assert seen == [420 * 60, 470 * 60, 600 * 60, 470 * 60]
 
 
+def test_the_declarative_vendors_windows_move_with_the_clock(
+    sim: VendorSimulator, clock: FakeClock
+) -> None:
+    def search() -> tuple[float | None, float | None]:
+        readings = parse("github", get(sim, "github", KEYS["github"]))
+        [meter] = [m for m in readings.meters if m.meter == "search"]
+        return meter.used, meter.reset_timestamp
+
+    def credits() -> float | None:
+        return parse("openrouter", get(sim, "openrouter", KEYS["openrouter"])).meters[0].used
+
+    seen = [(search(), credits())]
+    for step in (ELAPSED, 40):  # to 100 s, 140 s
+        clock.advance(step)
+        seen.append((search(), credits()))
+    # GitHub's search window of a minute wraps and its reset moves on with it; the
+    # OpenRouter key's monthly usage only grows.
+    assert seen == [
+        ((2, T0 + 60), 40),
+        ((7, T0 + 120), 65),
+        ((4, T0 + 180), 75),  # GitHub counts whole requests
+    ]
+
+
 # --- auth and paths -----------------------------------------------------------------
 
 

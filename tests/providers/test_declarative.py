@@ -166,6 +166,14 @@ def test_yaml_syntax_errors_have_a_position() -> None:
     assert problems("base_url: [\n")[0].startswith("vendor.yaml:2:1: YAML syntax error")
 
 
+def test_a_character_yaml_refuses_is_reported_at_its_position_like_in_the_config() -> None:
+    # The config's reader (exporter/yamlreader.py) words it; one reader, one wording.
+    assert problems("base_url: https://x.example\npath: /a\x07b\n") == [
+        "vendor.yaml:2:9: YAML syntax error: unacceptable character #x0007:"
+        " special characters are not allowed"
+    ]
+
+
 def test_equal_definitions_are_equal_providers() -> None:
     text = BASE + "meters: [{id: c, unit: credits, used: u, limit: l}]\n"
     first, second = provider(text), provider("# a comment\n" + text)

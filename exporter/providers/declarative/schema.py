@@ -1,7 +1,8 @@
 """A declarative provider definition: its frozen shape, and loading it from YAML.
 
-Loading walks the YAML node tree (exporter.yamlreader's limited loader: no alias bombs,
-no deep nesting) and collects every problem at once, each as `file:line:col: where:
+Loading walks the YAML node tree with exporter.yamlreader's `Reader` (the one strict
+YAML reader: limited composer, no alias bombs, no deep nesting) and collects every
+problem at once, each as `file:line:col: where:
 what`, like the config loader: unknown keys, wrong types, bad expressions, templates
 naming unknown fields, id clashes, unit/suffix mismatches. Nothing here runs a vendor
 answer; exporter.providers.declarative.provider does that.
@@ -17,7 +18,6 @@ import jmespath.exceptions
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from exporter.durations import parse_duration
 from exporter.model import Reason, is_label_name
 from exporter.providers.base import template_params
 from exporter.providers.declarative.valuespec import (
@@ -26,7 +26,9 @@ from exporter.providers.declarative.valuespec import (
     ValueSpec,
     compile_expression,
 )
-from exporter.yamlreader import YAMLLimitError, compose, yaml_message
+from exporter.yamlreader import DocumentError, Reader
+from exporter.yamlreader import is_null as _is_null
+from exporter.yamlreader import kind as _kind
 
 NAME: Final = re.compile(r"^[a-z][a-z0-9_]*$")
 SNAKE_CASE: Final = re.compile(r"^[a-z][a-z0-9]*(?:_[a-z0-9]+)*$")
@@ -201,24 +203,17 @@ class Definition:
 
 def load_text(text: str, name: str, source: str) -> Definition:
     """A definition file: its top level is one definition. DefinitionError lists all."""
+    loader = Loader(source)
     try:
-        root = compose(text)
-    except YAMLLimitError as exc:
-        mark = exc.problem_mark
-        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
-        raise DefinitionError([f"{where}: YAML {exc.problem}"]) from None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
-        raise DefinitionError([f"{where}: YAML syntax error: {yaml_message(exc)}"]) from None
-    except yaml.YAMLError as exc:
-        raise DefinitionError([f"{source}: YAML error: {type(exc).__name__}"]) from None
+        root = loader.compose(text)
+    except DocumentError as exc:
+        label = {"limit": "YAML", "syntax": "YAML syntax error:", "error": "YAML error:"}
+        raise DefinitionError([f"{exc.where}: {label[exc.kind]} {exc.message}"]) from None
     if root is None:
         raise DefinitionError([f"{source}: the definition file is empty"])
-    loader = Loader(source)
     definition = loader.definition(name, root, "")
     if loader.problems or definition is None:
-        raise DefinitionError(loader.messages())
+        raise DefinitionError(loader.texts())
     return definition
 
 
@@ -228,25 +223,26 @@ def load_node(
     """A definition inside another YAML document (the config's `providers:` map)."""
     loader = Loader(source)
     definition = loader.definition(name, node, where)
-    return (None if loader.problems else definition), loader.messages()
+    return (None if loader.problems else definition), loader.texts()
 
 
-class Loader:
-    """One pass over a definition's node tree, collecting problems instead of stopping."""
+class Loader(Reader):
+    """One pass over a definition's node tree, collecting problems instead of stopping.
 
-    def __init__(self, source: str) -> None:
-        self.source = source
-        self.problems: list[tuple[int, int, str]] = []
+    The generic walk (mappings, durations, positions, document order) is
+    exporter/yamlreader.py's `Reader`; what is definition-specific stays here.
+    """
 
-    def messages(self) -> list[str]:
-        return [text for *_, text in sorted(self.problems, key=lambda p: p[:2])]
+    # interval and min_interval: a poll a second is the least a definition may ask.
+    min_duration = 1.0
 
     def problem(self, node: Node | None, where: str, message: str, column_offset: int = 0) -> None:
-        if node is None:
-            line, column, position = -1, -1, f"{self.source}: "
-        else:
-            line, column = node.start_mark.line, node.start_mark.column + column_offset
-            position = f"{self.source}:{line + 1}:{column + 1}: "
+        """`column_offset`: columns right of the node's mark (a place inside a string)."""
+        if node is None or not column_offset:
+            super().problem(node, where, message)
+            return
+        line, column = node.start_mark.line, node.start_mark.column + column_offset
+        position = f"{self.source}:{line + 1}:{column + 1}: "
         self.problems.append((line, column, f"{position}{where + ': ' if where else ''}{message}"))
 
     # --- the definition --------------------------------------------------------------
@@ -627,26 +623,6 @@ class Loader:
 
     # --- scalars ---------------------------------------------------------------------
 
-    def mapping(self, node: Node, where: str, allowed: tuple[str, ...]) -> dict[str, Node] | None:
-        if not isinstance(node, MappingNode):
-            self.problem(node, where, f"expected a mapping, got {_kind(node)}")
-            return None
-        result: dict[str, Node] = {}
-        for key_node, value_node in node.value:
-            key = key_node.value if isinstance(key_node, ScalarNode) else None
-            path = f"{where}.{key}" if where else str(key)
-            if not isinstance(key, str):
-                self.problem(key_node, where, "mapping keys must be plain strings")
-            elif key in result:
-                self.problem(key_node, path, "duplicate key")
-            elif key not in allowed:
-                self.problem(
-                    key_node, path, f"unknown key {key!r}; allowed keys: {', '.join(allowed)}"
-                )
-            else:
-                result[key] = value_node
-        return result
-
     def entries(self, node: Node | None, where: str) -> list[tuple[Node, str, Node]]:
         """(key node, key, value node) of a string-keyed mapping; [] when absent."""
         if node is None or _is_null(node):
@@ -684,14 +660,18 @@ class Loader:
         parent: Node | None,
         *,
         required: bool = False,
+        secret: bool = False,
+        what: str = "a string",
         allow_empty: bool = False,
     ) -> str | None:
+        """As `Reader.string`, but `key:` with nothing is "expected a string, got
+        nothing" (or "" with `allow_empty`: a header or prefix may be empty)."""
         if node is None:
             if required:
                 self.problem(parent, where, "is required")
             return None
         if not isinstance(node, ScalarNode) or (_is_null(node) and not allow_empty):
-            self.problem(node, where, f"expected a string, got {_kind(node)}")
+            self.problem(node, where, f"expected {what}, got {_kind(node)}")
             return None
         if _is_null(node):
             return ""
@@ -726,20 +706,6 @@ class Loader:
             return 1.0
         return float(value)
 
-    def duration(self, node: Node | None, where: str) -> float | None:
-        text = self.string(node, where, None)
-        if text is None:
-            return None
-        try:
-            seconds = parse_duration(text)
-        except ValueError as exc:
-            self.problem(node, where, str(exc))
-            return None
-        if seconds < 1:
-            self.problem(node, where, f"{text} is too short; the minimum is 1s")
-            return None
-        return seconds
-
 
 def _joiner(where: str) -> Any:
     return lambda key: f"{where}.{key}" if where else key
@@ -763,20 +729,3 @@ def _scalar(node: ScalarNode) -> Any:
         return str(node.value)
     finally:
         loader.dispose()
-
-
-def _is_null(node: Node) -> bool:
-    return isinstance(node, ScalarNode) and node.tag == "tag:yaml.org,2002:null"
-
-
-def _kind(node: Node) -> str:
-    if isinstance(node, MappingNode):
-        return "a mapping"
-    if isinstance(node, SequenceNode):
-        return "a list"
-    if _is_null(node):
-        return "nothing"
-    kind = node.tag.rsplit(":", 1)[-1]
-    return {"str": "a string", "int": "a number", "float": "a number", "bool": "a boolean"}.get(
-        kind, "a scalar"
-    )
