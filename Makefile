@@ -32,9 +32,11 @@ install: $(TEST_STAMP)
 demo: $(RUN_STAMP)
 	$(VENV)/bin/saas-quota-exporter demo --web.listen-address $(LISTEN)
 
-## check: the fast loop (about a minute): lint, types and the tests not marked e2e or soak
+## check: the fast loop: lint, types and the unit tier (tests/unit, tests/support) on both cores
+# PYTHONHASHSEED=0: pytest-xdist's workers must collect the same parametrised ids;
+# HYPOTHESIS_PROFILE=check: a fifth of each property's examples (make test runs them all).
 check: lint typecheck
-	$(PY) -m pytest -q -m "not e2e and not soak" $(PYTEST_ARGS)
+	PYTHONHASHSEED=0 HYPOTHESIS_PROFILE=check $(PY) -m pytest -q -n 2 tests/unit tests/support $(PYTEST_ARGS)
 
 ## test: lint, type-check and run the whole suite
 test: lint typecheck pytest

@@ -48,7 +48,7 @@ from benchmarks.harness import ExporterProcess, cpu_seconds, percentile, proc_st
 from exporter.providers import PROVIDERS
 from exporter.render import MetricsRenderer
 from exporter.state import AccountState, ReloadStatus, StateStore
-from tests.providers.fixtures import recorded
+from tests.unit.providers.fixtures import recorded
 
 # One recorded success case per vendor: ~34 series an account on average.
 CASES: Final = (

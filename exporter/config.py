@@ -35,6 +35,7 @@ from exporter.redaction import REDACTOR, Secret
 from exporter.yamlreader import (
     MAX_CONFIG_BYTES,
     MAX_KEY_FILE_BYTES,
+    MAX_SMALL_CONFIG_BYTES,
     DocumentError,
     Fields,
     FileReadError,
@@ -454,7 +455,7 @@ class _Loader(Reader):
         if self.name_taken(node, where, name, str(path), registry, origins):
             return
         try:
-            text = read_limited(path, MAX_CONFIG_BYTES).decode("utf-8")
+            text = read_limited(path, MAX_SMALL_CONFIG_BYTES).decode("utf-8")
         except FileReadError as exc:
             self.problem(node, where, f"cannot read provider file {path}: {exc}")
             self.broken_providers.add(name)

@@ -174,7 +174,7 @@ ACCOUNT_FAMILIES: Final = (
     Family(
         PREFIX + "poll_errors",
         "counter",
-        # The freshness first: the reason list ends the text (tests/test_docs.py reads it).
+        # The freshness first: the reason list ends the text (tests/unit/test_docs.py reads it).
         "Failed polls. {fresh} By reason: " + ", ".join(r.value for r in Reason) + ".",
         (*_ACCT, "reason"),
     ),

@@ -10,7 +10,7 @@ a rebuild joins the kept fragments per family (a memory copy) and recompresses o
 the blocks of accounts that changed.
 
 The encoder is this module's own (prometheus_client's costs ~20 us a series and
-re-encodes everything); tests/test_render.py proves it byte-identical to
+re-encodes everything); tests/unit/test_render.py proves it byte-identical to
 prometheus_client's encoders on the same families, golden and randomised.
 """
 
@@ -144,7 +144,7 @@ class Encoder:
     Headers come from prometheus_client itself (an empty family, rendered once per
     HELP text); sample lines are built here with its own name escapers and
     `floatToGoString`, so only the line shape and the label-value escaping are
-    ours (tests/test_render.py holds them to its output). Metric names are ours and
+    ours (tests/unit/test_render.py holds them to its output). Metric names are ours and
     legacy-valid; label names may come from a vendor and go through its escaper.
     """
 

@@ -32,8 +32,11 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from exporter.durations import format_duration, parse_duration
 from exporter.redaction import REDACTED
 
-# A config with thousands of accounts is a few hundred KiB; anything bigger is a mistake.
-MAX_CONFIG_BYTES: Final = 1024 * 1024
+# The exporter config: 10,000 accounts take about 1.4 MB (docs/deployment.md, More than
+# one machine), so 16 MiB leaves room for ten times that; past it, a mistake.
+MAX_CONFIG_BYTES: Final = 16 * 1024 * 1024
+# A web config or one provider definition is a few KiB.
+MAX_SMALL_CONFIG_BYTES: Final = 1024 * 1024
 # An API key is well under 1 KiB; a key file bigger than this is not a key file.
 MAX_KEY_FILE_BYTES: Final = 64 * 1024
 # Deeper than any config or web config needs (they are 3-4 levels deep).
@@ -41,9 +44,10 @@ MAX_DEPTH: Final = 64
 # Configs rarely use aliases at all; 100 allows shared blocks.
 MAX_ALIASES: Final = 100
 # The tree as anything walking it sees it, each alias counted as the nodes it stands
-# for. A 1 MiB config of real accounts is well under this; "billion laughs" (nine
-# levels of nine aliases: 81 aliases, 9**9 nodes) is far over.
-MAX_EXPANDED_NODES: Final = 100_000
+# for. 10,000 accounts of four keys are 90,000 nodes, so this allows a config of 200,000
+# accounts; "billion laughs" (nine levels of nine aliases: 81 aliases, 9**9 nodes) is
+# far over, and walking this many costs a few seconds at worst.
+MAX_EXPANDED_NODES: Final = 2_000_000
 
 # A Python repr PyYAML puts in its messages: one character, a token name, or a name.
 _YAML_QUOTED = re.compile(r""" ?('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")""")
@@ -214,6 +218,18 @@ _INT_TAG: Final = "tag:yaml.org,2002:int"
 _FLOAT_TAG: Final = "tag:yaml.org,2002:float"
 # Shorter values are no secret worth scrubbing and would mangle ordinary text.
 _MIN_SECRET_LENGTH: Final = 4
+
+
+# What a mistyped choice looks like (`TLS14`, `Always`): short and name-shaped. Anything
+# else in a choice field (a bcrypt hash, a key pasted into the wrong line) is not shown.
+_NAME_LIKE: Final = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,39}")
+
+
+def shown_choice(value: str) -> str:
+    """A rejected choice as an error message may show it: quoted if name-shaped."""
+    if _NAME_LIKE.fullmatch(value):
+        return repr(value)
+    return "value (not shown: it does not look like a name)"
 
 
 def is_null(node: Node) -> bool:
@@ -416,10 +432,10 @@ class Reader:
         return str(node.value)
 
     def choice(self, node: Node, where: str, choices: Collection[str]) -> str | None:
-        """One of `choices`; another value is quoted, so use it for names, not secrets."""
+        """One of `choices`; another value is quoted only when it looks like a name."""
         value = self.string(node, where, None)
         if value is not None and value not in choices:
-            self.problem(node, where, f"invalid {value!r}; valid: {', '.join(choices)}")
+            self.problem(node, where, f"invalid {shown_choice(value)}; valid: {', '.join(choices)}")
             return None
         return value
 

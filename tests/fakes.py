@@ -1,8 +1,8 @@
 """Test doubles for the narrow unit tests: a settable clock, a scripted vendor and
 ready-made account states.
 
-The behaviour tests talk to real sockets (tests/e2e.py, tests/support/simulator.py); these
-are for driving the poller's scheduling deterministically.
+The behaviour tests talk to real sockets (tests/support/processes.py,
+tests/support/simulator.py); these are for driving the poller's scheduling deterministically.
 """
 
 from __future__ import annotations

@@ -11,10 +11,10 @@ Two kinds, one registry: the Python adapters (a module beside this file with a
 taken twice is an error at import, never a silent override.
 
 Adding a vendor (CONTRIBUTING.md, Adding a vendor): its module or YAML file, its
-recorded cases in tests/fixtures/<name>/<case>/, its test tests/providers/test_<name>.py
+recorded cases in tests/fixtures/<name>/<case>/, its test tests/unit/providers/test_<name>.py
 and its page docs/providers/<name>.md. The registry drives
-tests/providers/test_registry.py (the contract over every recorded case) and
-tests/providers/test_parse_properties.py (fuzzing `parse` with mutations of those
+tests/unit/providers/test_registry.py (the contract over every recorded case) and
+tests/unit/providers/test_parse_properties.py (fuzzing `parse` with mutations of those
 cases), so neither needs a line for the new vendor.
 """
 

@@ -33,7 +33,7 @@ from exporter.webconfig.auth import BCRYPT_HASH, BCRYPT_HINT
 from exporter.webconfig.security import WebConfig, WebConfigError
 from exporter.webconfig.tls import CLIENT_AUTH, TLS_VERSIONS, TLSSettings, build_context
 from exporter.yamlreader import (
-    MAX_CONFIG_BYTES,
+    MAX_SMALL_CONFIG_BYTES,
     DocumentError,
     Fields,
     FileReadError,
@@ -41,6 +41,7 @@ from exporter.yamlreader import (
     is_null,
     kind,
     read_limited,
+    shown_choice,
 )
 
 _UNVERIFIED_CLIENT_AUTH: Final = ("RequestClientCert", "RequireAnyClientCert", "RequireClientCert")
@@ -65,7 +66,7 @@ _UNSUPPORTED: Final = "not supported by saas-quota-exporter"
 def load_web_config(path: str | Path) -> WebConfig:
     path = Path(path)
     try:
-        text = read_limited(path, MAX_CONFIG_BYTES).decode("utf-8")
+        text = read_limited(path, MAX_SMALL_CONFIG_BYTES).decode("utf-8")
     except FileReadError as exc:
         raise WebConfigError(f"cannot read {path}: {exc}") from None
     except UnicodeDecodeError as exc:
@@ -190,7 +191,7 @@ class _Schema:
             reader.problem(
                 auth_node,
                 f"{where}.client_auth_type",
-                f"invalid {auth!r}; valid: {', '.join(CLIENT_AUTH)}",
+                f"invalid {shown_choice(auth)}; valid: {', '.join(CLIENT_AUTH)}",
             )
         elif auth in _UNVERIFIED_CLIENT_AUTH:
             reader.problem(

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from exporter.yamlreader import MAX_CONFIG_BYTES, FileReadError, read_limited
+from exporter.yamlreader import MAX_SMALL_CONFIG_BYTES, FileReadError, read_limited
 
 TLS_VERSIONS: Final = {
     "TLS10": ssl.TLSVersion.TLSv1,
@@ -122,7 +122,7 @@ def _read_pem(
 ) -> bytes | None:
     try:
         # Bounded and non-blocking like every file a reload reads (a FIFO, /dev/zero).
-        data = read_limited(path, MAX_CONFIG_BYTES)
+        data = read_limited(path, MAX_SMALL_CONFIG_BYTES)
     except FileReadError as exc:
         problems.append(TLSProblem(key, f"tls_server_config.{key}: cannot read {path}: {exc}"))
         return None

@@ -11,7 +11,7 @@ from typing import Any, Final
 import yaml
 
 from exporter.durations import parse_duration
-from tests.e2e import REPO
+from tests.support.processes import REPO
 
 PROMETHEUS_DIR: Final = REPO / "deploy" / "prometheus"
 RULES_FILE: Final = PROMETHEUS_DIR / "saas-quota.rules.yml"

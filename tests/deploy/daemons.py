@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e import free_port, http_get
+from tests.support.processes import free_port, http_get
 
 
 class Daemon:

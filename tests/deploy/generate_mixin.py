@@ -7,11 +7,11 @@ deploy/mixin/ (jsonnet, evaluated with the `jsonnet` wheel) is the one source:
 
 - deploy/prometheus/saas-quota.rules.yml: its prometheusRules;
 - deploy/prometheus/saas-quota.alerts.yml: its prometheusAlerts, under a header whose
-  parameter block lists the _config defaults (tests/deploy/test_rules.py reads it);
+  parameter block lists the _config defaults (tests/e2e/deploy/test_rules.py reads it);
 - grafana/dashboards/*.json: its grafanaDashboards.
 
 Then tests.packaging.generate_kubernetes turns those into the PrometheusRule, the
-dashboard ConfigMaps and the Helm chart's copies. tests/deploy/test_mixin.py fails when
+dashboard ConfigMaps and the Helm chart's copies. tests/e2e/deploy/test_mixin.py fails when
 any of them is stale.
 """
 
@@ -137,7 +137,7 @@ def alerts_header(config: dict[str, Any]) -> str:
     return (
         "# Alert rules for saas-quota-exporter. Load together with saas-quota.rules.yml: the\n"
         "# quota alerts read its recorded ratios, burn rates and forecasts.\n" + _GENERATED + "#\n"
-        "# Default thresholds and parameters (the mixin's _config; tests/deploy/test_rules.py\n"
+        "# Default thresholds and parameters (the mixin's _config; tests/e2e/deploy/test_rules.py\n"
         "# checks that the expressions use exactly these and docs/alerting.md lists them):\n"
         "#\n" + block + "#\n"
         "# Per-meter settings win over the defaults where the exporter exports them:\n"

@@ -18,7 +18,7 @@ Kustomize cannot do either itself: a PrometheusRule is not a ConfigMap, and a
 kustomization may not read files outside its own directory. Helm can build both, but
 only from files inside the chart, and `helm package` does not follow a symlink out of
 it, hence plain copies.
-tests/packaging/test_kubernetes.py and test_helm.py fail when the committed files are
+tests/e2e/packaging/test_kubernetes.py and test_helm.py fail when the committed files are
 stale.
 """
 

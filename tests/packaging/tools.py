@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from tests.e2e import require_binary
+from tests.support.processes import require_binary
 
 
 def venv_tool(name: str) -> str:

@@ -22,7 +22,10 @@ import pytest
 
 from exporter.model import MeterReading, PollError, Reason
 from exporter.providers import PROVIDERS
-from tests.demo.scenario import (
+from tests.fakes import FakeClock
+from tests.support.processes import wait_until
+from tests.support.simulator import Fault, VendorSimulator
+from tests.unit.demo.scenario import (
     ACCOUNTS,
     ELAPSED,
     EXPECTED,
@@ -39,9 +42,6 @@ from tests.demo.scenario import (
     path,
     raw_request,
 )
-from tests.e2e import wait_until
-from tests.fakes import FakeClock
-from tests.support.simulator import Fault, VendorSimulator
 
 
 @pytest.fixture

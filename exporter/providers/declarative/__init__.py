@@ -22,7 +22,7 @@ from exporter.providers.declarative.schema import (
     load_node,
     load_text,
 )
-from exporter.yamlreader import MAX_CONFIG_BYTES
+from exporter.yamlreader import MAX_SMALL_CONFIG_BYTES
 
 __all__ = [
     "Definition",
@@ -54,7 +54,7 @@ def shipped_providers() -> list[Provider]:
         if not entry.name.endswith(".yaml") or not entry.is_file():
             continue
         data = entry.read_bytes()
-        if len(data) > MAX_CONFIG_BYTES:
+        if len(data) > MAX_SMALL_CONFIG_BYTES:
             problems.append(f"exporter/providers/{entry.name}: larger than the config limit")
             continue
         name = entry.name.removesuffix(".yaml")

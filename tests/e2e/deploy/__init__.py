@@ -1,0 +1,2 @@
+"""Deploy tests: rules, alerts, dashboards and the mixin, against real Prometheus and
+Alertmanager."""

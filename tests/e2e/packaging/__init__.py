@@ -1,0 +1,1 @@
+"""Packaging tests: the container image, compose, Kubernetes, Helm and systemd files."""
