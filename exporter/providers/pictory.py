@@ -19,8 +19,8 @@ from exporter.providers.base import (
     excerpt,
     gather,
     json_object,
-    number,
     obj,
+    quota_reading,
     unrecognised,
 )
 
@@ -52,16 +52,20 @@ def _meter_part(data: dict[str, Any], field: str) -> Any:
         if entry is None:
             # The docs mark all four as required; a missing one is an absent meter.
             return None
-        used = number(entry.get("used"), f"{field}.used")
-        limit = number(entry.get("limit"), f"{field}.limit")
-        if used is None and limit is None:
-            raise FieldError(f"{field}: neither used nor limit given")
-        return MeterReading(
-            meter=meter,
-            unit=unit,
-            used=None if used is None else used * factor,
-            limit=None if limit is None else limit * factor,
+        # The shared reading (base.quota_reading): numbers, scaling to base units and
+        # the model's checks. Pictory gives no remaining, and nothing to derive.
+        reading = quota_reading(
+            meter,
+            unit,
+            used=entry.get("used"),
+            limit=entry.get("limit"),
+            where=field,
+            scale=factor,
+            derive=False,
         )
+        if reading is None:
+            raise FieldError(f"{field}: neither used nor limit given")
+        return reading
 
     return build
 
