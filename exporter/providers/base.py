@@ -198,7 +198,9 @@ def decode_json(body: bytes) -> Any:
     """The body as JSON, or None when it is not JSON (gateways send HTML and text)."""
     try:
         return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        # RecursionError: `[[[[...` nested past the interpreter's limit fits in the
+        # 1 MiB cap; it is a body we cannot read (parse), not a bug of ours (internal).
         return None
 
 

@@ -788,3 +788,13 @@ def test_provider_is_immutable() -> None:
     provider = pictory.PROVIDER
     with pytest.raises(dataclasses.FrozenInstanceError):
         provider.default_interval = 1.0  # type: ignore[misc]
+
+
+def test_json_nested_past_the_recursion_limit_is_not_json() -> None:
+    """A 1 MiB `[[[[...` body made json.loads raise RecursionError, which escaped every
+    adapter's parse and was counted `internal` instead of `parse`."""
+    body = b"[" * 200_000 + b"]" * 200_000
+    assert decode_json(body) is None
+    with pytest.raises(PollError) as caught:
+        json_object(200, body)
+    assert caught.value.reason is Reason.PARSE
