@@ -44,9 +44,10 @@ from benchmarks.harness import (
 )
 from exporter.config import parse_config
 from exporter.log import configure as configure_logging
-from exporter.poller import Poller, make_client
+from exporter.poller import Poller
 from exporter.render import MetricsRenderer
 from exporter.state import StateStore
+from exporter.transport import make_client
 from tests.support.config import simulator_config
 from tests.support.simulator import Fault, VendorSimulator
 

@@ -22,12 +22,13 @@ from typing import Any
 
 from exporter.config import Config, ConfigError
 from exporter.log import get_logger
-from exporter.poller import Poller, make_client
+from exporter.poller import Poller
 from exporter.redaction import REDACTOR
 from exporter.render import MetricsRenderer
 from exporter.sharding import Shard
 from exporter.signals import EARLY, HANDLED
 from exporter.state import ReloadStatus, StateStore
+from exporter.transport import Clients
 from exporter.web import ExporterHTTPServer, WebApp, WebSecurity, serve
 from exporter.webconfig import WebConfigError
 
@@ -171,8 +172,8 @@ class Exporter:
         configured = len(config.accounts)
         config = self.shard.select(config)
         self.store.set_shard(self.shard.index, self.shard.count)
-        # The pool is made once: its size is the start-up config's concurrency.
-        async with make_client(config.concurrency) as client:
+        # The pools are made once: their size is the start-up config's concurrency.
+        async with Clients(config.concurrency) as client:
             poller = Poller(
                 self.store, client, clock=self.clock, max_connections=config.concurrency
             )

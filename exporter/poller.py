@@ -38,7 +38,6 @@ from typing import Any, Final
 
 import httpx
 
-from exporter import __version__
 from exporter.config import DEFAULT_CONCURRENCY, AccountConfig, Config
 from exporter.log import get_logger
 from exporter.model import PollError, Readings, Reason
@@ -46,8 +45,8 @@ from exporter.providers.base import excerpt, one_line
 from exporter.redaction import REDACTOR
 from exporter.schedule import next_delay
 from exporter.state import AccountState, StateStore
+from exporter.transport import Clients
 
-USER_AGENT: Final = f"saas-quota-exporter/{__version__}"
 # Quota answers are a few KiB; anything near this is not a quota answer.
 MAX_BODY_BYTES: Final = 1024 * 1024
 # The full walk of `unscheduled()` runs at least this often (monotonic seconds), on
@@ -71,30 +70,6 @@ _UNSENDABLE: Final = (UnicodeEncodeError, httpx.InvalidURL, httpx.LocalProtocolE
 
 class BodyTooLarge(Exception):
     pass
-
-
-def make_client(max_connections: int = DEFAULT_CONCURRENCY) -> httpx.AsyncClient:
-    """The one client: our User-Agent (Pictory's Cloudflare blocks generic ones).
-
-    `max_connections` is the config's `global.concurrency`: the pool holds one
-    connection per poll in flight and keeps them all alive for reuse, so a round of
-    thousands of keys costs that many handshakes, not one per key. httpx bounds the
-    pool as a whole; the bound per vendor host is the poller's per-provider one.
-    """
-    return httpx.AsyncClient(
-        headers={
-            "User-Agent": USER_AGENT,
-            "Accept": "application/json",
-            # Quota answers are small; asking for no compression spares the vendor
-            # and us. A server that compresses anyway is decoded by `_read_capped`,
-            # a bounded step at a time under the same body cap.
-            "Accept-Encoding": "identity",
-        },
-        follow_redirects=False,
-        limits=httpx.Limits(
-            max_connections=max_connections, max_keepalive_connections=max_connections
-        ),
-    )
 
 
 _Key = tuple[str, str]
@@ -181,7 +156,7 @@ class Poller:
     def __init__(
         self,
         store: StateStore,
-        client: httpx.AsyncClient,
+        client: httpx.AsyncClient | Clients,
         *,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
@@ -189,11 +164,12 @@ class Poller:
         max_connections: int | None = None,
         max_body_bytes: int = MAX_BODY_BYTES,
     ) -> None:
-        """`max_connections` is the size of `client`'s pool (None: unbounded), which
-        cannot change once made: a reload raising global.concurrency past it is held
-        to it until a restart."""
+        """`client` is the `Clients` made at start (or one httpx client lent to
+        every poll). `max_connections` is the size of its pools (None: unbounded),
+        which cannot change once made: a reload raising global.concurrency past it
+        is held to it until a restart."""
         self.store = store
-        self.client = client
+        self.clients = client if isinstance(client, Clients) else Clients.wrapping(client)
         self.clock = clock
         self.monotonic = monotonic
         self.rng = rng or random.Random()
@@ -482,15 +458,16 @@ class Poller:
                 # httpx's timeout is per socket operation; the outer one bounds a
                 # server that drips its answer byte by byte.
                 request = account.request()
-                async with self.client.stream(
-                    request.method,
-                    request.url,
-                    headers=request.headers,
-                    timeout=account.timeout,
-                ) as response:
-                    body = await self._read_capped(response)
-                    status = response.status_code
-                    headers = {k.lower(): v for k, v in response.headers.items()}
+                with self.clients.lease(account.provider) as client:
+                    async with client.stream(
+                        request.method,
+                        request.url,
+                        headers=request.headers,
+                        timeout=account.timeout,
+                    ) as response:
+                        body = await self._read_capped(response)
+                        status = response.status_code
+                        headers = {k.lower(): v for k, v in response.headers.items()}
         except (TimeoutError, httpx.TimeoutException):
             raise PollError(
                 Reason.TIMEOUT, f"no complete answer within {account.timeout:g}s"

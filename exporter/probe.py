@@ -94,8 +94,9 @@ def run_probe(
 
 
 async def _live(account: Any, out: TextIO) -> int:
-    from exporter.poller import Poller, make_client
+    from exporter.poller import Poller
     from exporter.state import StateStore
+    from exporter.transport import make_client
 
     seen = _Seen()
 

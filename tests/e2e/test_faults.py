@@ -27,10 +27,11 @@ from exporter import log
 from exporter.config import AccountConfig, parse_config
 from exporter.families import families
 from exporter.model import Reason
-from exporter.poller import Poller, make_client
+from exporter.poller import Poller
 from exporter.providers import PROVIDERS
 from exporter.redaction import REDACTOR, Secret
 from exporter.state import AccountState, StateStore
+from exporter.transport import make_client
 from tests.fakes import FakeClock
 from tests.support.config import account_at, config_text
 from tests.support.simulator import Fault, SimAccount, SimMeter, VendorSimulator

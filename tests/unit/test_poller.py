@@ -32,13 +32,13 @@ from exporter.poller import (
     DECODE_STEP,
     FULL_CHECK_SECONDS,
     START_SPREAD,
-    USER_AGENT,
     DueTimes,
     Poller,
     _Inflate,
 )
 from exporter.providers import PROVIDERS
 from exporter.state import StateStore
+from exporter.transport import CLIENT_CONNECTIONS, USER_AGENT, Clients
 from tests.fakes import FakeClock, ScriptedVendor, ok_json, status
 from tests.support.examples import examples
 
@@ -653,13 +653,41 @@ async def test_each_provider_has_its_own_default_bound(clock: FakeClock) -> None
         await poller.drain()
 
 
-async def test_the_connection_pool_holds_one_connection_per_poll_in_flight() -> None:
-    from exporter.poller import make_client
+async def test_the_pools_hold_one_connection_per_poll_in_flight_in_small_pools() -> None:
+    """77 polls in flight get 10 pools of 8 connections, all kept alive: a pool's
+    walk of its connections stays 8 x 8 steps (exporter/transport.py says why)."""
+    async with Clients(77) as clients:
+        pools = [c._transport._pool for c in clients.clients]  # type: ignore[attr-defined]
+        assert len(pools) == 10
+        assert {p._max_connections for p in pools} == {CLIENT_CONNECTIONS}
+        assert {p._max_keepalive_connections for p in pools} == {CLIENT_CONNECTIONS}
+        assert clients.max_connections == 80
+        # One TLS context (one CA bundle in memory) for every pool.
+        contexts = {id(p._ssl_context) for p in pools}
+        assert len(contexts) == 1
 
-    async with make_client(77) as client:
-        pool = client._transport._pool  # type: ignore[attr-defined]
-        assert pool._max_connections == 77
-        assert pool._max_keepalive_connections == 77
+
+async def test_leases_never_queue_inside_a_pool_and_stay_at_home_when_free() -> None:
+    async with Clients(24) as clients:
+        held = [clients.lease("pictory") for _ in range(24)]
+        lent = [lease.__enter__() for lease in held]
+        # 24 leases over 3 pools: 8 each, never 9 in one pool.
+        assert sorted(clients.in_flight()) == [8, 8, 8]
+        # Past the bound (a reload held to the pools made at start): the least busy.
+        extra = clients.lease("pictory")
+        extra.__enter__()
+        assert max(clients.in_flight()) == 9
+        extra.__exit__(None, None, None)
+        for lease in held:
+            lease.__exit__(None, None, None)
+        assert clients.in_flight() == (0, 0, 0)
+        # One at a time, a provider always gets its home pool: connections are reused.
+        homes = set()
+        for _ in range(5):
+            with clients.lease("pictory") as client:
+                homes.add(id(client))
+        assert len(homes) == 1
+        assert len({id(c) for c in lent}) == 3
 
 
 def test_the_first_round_of_10000_accounts_starts_within_the_spread() -> None:
