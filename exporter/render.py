@@ -275,8 +275,8 @@ def gzip_answer(built: Built, runtime: bytes) -> tuple[bytes, ...]:
 # --- crc32 of a concatenation from the crc32s of its parts ---------------------------
 # zlib's crc32_combine (its 1.2.12 algorithm), which Python's zlib does not expose:
 # the gzip trailer needs the crc32 of the whole exposition, and a family that did
-# not change keeps its crc32, so a rebuild combines ~20 of them (~50 us each)
-# instead of reading 30 MB again.
+# not change keeps its crc32 (and the operator for its length), so a rebuild
+# combines ~20 of them (a few us each) instead of reading 30 MB again.
 _CRC_POLY: Final = 0xEDB88320
 
 
@@ -305,8 +305,11 @@ def _x2n_table() -> tuple[int, ...]:
 _X2N: Final = _x2n_table()  # x^(2^n) modulo the polynomial
 
 
-def crc32_combine(crc1: int, crc2: int, len2: int) -> int:
-    """zlib.crc32(a + b) from crc1 = crc32(a), crc2 = crc32(b) and len2 = len(b)."""
+def crc32_shift(len2: int) -> int:
+    """The operator crc32_combine applies for a second part of len2 bytes.
+
+    The costly half (~100 us); a family keeps it while its length stays the same.
+    """
     p = 1 << 31  # x^0
     n, k = len2, 3  # x^(8 * len2)
     while n:
@@ -314,7 +317,13 @@ def crc32_combine(crc1: int, crc2: int, len2: int) -> int:
             p = _multmodp(_X2N[k & 31], p)
         n >>= 1
         k += 1
-    return _multmodp(p, crc1) ^ crc2
+    return p
+
+
+def crc32_combine(crc1: int, crc2: int, len2: int, shift: int | None = None) -> int:
+    """zlib.crc32(a + b) from crc1 = crc32(a), crc2 = crc32(b) and len2 = len(b);
+    `shift` is crc32_shift(len2) when known."""
+    return _multmodp(crc32_shift(len2) if shift is None else shift, crc1) ^ crc2
 
 
 # --- the kept fragments ----------------------------------------------------------------
@@ -349,6 +358,7 @@ class _FamilyBody:
     bounds: list[int]
     lengths: list[int]  # of each block
     crc: int | None = None  # zlib.crc32(data), when asked for
+    crc_shift: int | None = None  # crc32_shift(len(data)), with crc
     header_deflated: bytes | None = None
     blocks_deflated: list[bytes] | None = None  # per block; None: none kept
     undeflated: set[int] = field(default_factory=set)  # blocks changed since deflated
@@ -420,9 +430,10 @@ class FormatCache:
         deflated: list[bytes] = []
         for family in self._families:
             deflated.append(self._deflated(family))
-            if family.crc is None:
+            if family.crc is None or family.crc_shift is None:
                 family.crc = zlib.crc32(family.data)
-            crc = crc32_combine(crc, family.crc, len(family.data))
+                family.crc_shift = crc32_shift(len(family.data))
+            crc = crc32_combine(crc, family.crc, len(family.data), family.crc_shift)
         deflated.append(_deflate(tail))
         crc = crc32_combine(crc, zlib.crc32(tail), len(tail))
         return Built(chunks, size, crc, tuple(deflated))
@@ -486,7 +497,7 @@ class FormatCache:
         parts.append(old[position:])
         family.data = b"".join(parts)
         family.bounds = list(accumulate(lengths, initial=len(family.header)))
-        family.crc = None
+        family.crc = family.crc_shift = None
         family.deflated = None
         family.undeflated.update(blocks)
 

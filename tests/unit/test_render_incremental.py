@@ -29,6 +29,7 @@ from exporter.render import (
     MetricsRenderer,
     Rendered,
     crc32_combine,
+    crc32_shift,
 )
 from exporter.state import AccountState, ReloadStatus, Snapshot, StateStore
 from tests.support.examples import examples
@@ -78,6 +79,8 @@ def test_crc32_combine_is_zlibs(a: bytes, b: bytes, seed: int) -> None:
 def test_crc32_combine_of_long_parts() -> None:
     a, b = b"x" * 3_000_001, bytes(range(256)) * 5000
     assert crc32_combine(zlib.crc32(a), zlib.crc32(b), len(b)) == zlib.crc32(a + b)
+    shift = crc32_shift(len(b))  # kept per family while its length stays
+    assert crc32_combine(zlib.crc32(a), zlib.crc32(b), len(b), shift) == zlib.crc32(a + b)
 
 
 # --- what a rebuild redoes ------------------------------------------------------------
