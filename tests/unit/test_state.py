@@ -518,3 +518,31 @@ def test_a_failed_reload_keeps_the_time_of_the_last_success() -> None:
     snapshot = store.snapshot()
     assert snapshot.reload == ReloadStatus(successful=False, last_success=NOW)
     assert snapshot.generation == 3
+
+
+def test_the_layout_is_one_object_until_the_set_of_accounts_changes() -> None:
+    # exporter.render diffs states by position while the layout is the same object.
+    store = StateStore()
+    store.set_accounts([account(name="b"), account(name="a")])
+    first = store.snapshot()
+    assert first.layout == (("pictory", "a"), ("pictory", "b"))
+    assert first.layout == tuple(s.key for s in first.accounts)
+    store.update(("pictory", "b"), lambda s: replace(s, polls_total=1))
+    store.set_reload(ReloadStatus(successful=True))
+    store.set_shard(0, 2)
+    assert store.snapshot().layout is first.layout
+    store.set_accounts(store.snapshot().accounts)
+    assert store.snapshot().layout is not first.layout
+    assert store.snapshot().layout == first.layout
+    # It says nothing the accounts do not: no part of equality.
+    assert dataclasses.replace(first, layout=None) == first
+
+
+def test_the_cached_key_is_no_field() -> None:
+    state = account()
+    assert state.key is state.key
+    moved = replace(state, account="other")
+    assert moved.key == ("pictory", "other")
+    assert replace(state) == state
+    assert hash(replace(state)) == hash(state)
+    assert "key" not in {f.name for f in dataclasses.fields(AccountState)}
