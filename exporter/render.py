@@ -601,6 +601,12 @@ class MetricsRenderer:
         self._published_at = 0.0  # monotonic time of the last publication
 
     @property
+    def published_generation(self) -> int:
+        """The store generation the background bytes were last built from (-1: none)."""
+        with self._cond:
+            return self._last_generation
+
+    @property
     def cached_formats(self) -> frozenset[Format]:
         """The formats a rendering is kept of (for tests and benchmarks)."""
         with self._cond:

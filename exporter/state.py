@@ -231,6 +231,12 @@ class StateStore:
         self._shard: tuple[int, int] | None = None
         self._generation = 0
 
+    @property
+    def generation(self) -> int:
+        """The generation the next snapshot would carry (see `Snapshot.generation`)."""
+        with self._lock:
+            return self._generation
+
     def snapshot(self) -> Snapshot:
         with self._lock:
             return Snapshot(

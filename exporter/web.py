@@ -215,7 +215,7 @@ def _view(app: WebApp, request: Request) -> Response:
     if rendered.content_encoding:
         extra.append(("Content-Encoding", rendered.content_encoding))
     return Response(
-        HTTPStatus.OK, b"", rendered.content_type, tuple(extra), chunks=(rendered.body,)
+        HTTPStatus.OK, b"", rendered.content_type, tuple(extra), chunks=rendered.chunks
     )
 
 

@@ -961,3 +961,19 @@ async def test_a_port_in_use_is_a_listen_error_naming_the_address_and_another_po
         " (another exporter?) listens there; stop it, or choose another port, e.g."
         f" --web.listen-address 127.0.0.1:{port + 1}"
     )
+
+
+def test_ready_waits_for_the_published_bytes_to_show_the_first_round() -> None:
+    from exporter.app import Readiness
+
+    done = False
+    generation, published = 7, 5
+    ready = Readiness(lambda: done, lambda: generation, lambda: published)
+    assert not ready()  # the round is running
+    done = True
+    assert not ready()  # the round is done, the bytes are from before its end
+    generation = 9  # polls after the round do not move the target
+    published = 7
+    assert ready()
+    published = -1
+    assert ready()  # once ready, always ready
