@@ -214,9 +214,7 @@ def _view(app: WebApp, request: Request) -> Response:
     extra = [("Vary", "Accept, Accept-Encoding")]
     if rendered.content_encoding:
         extra.append(("Content-Encoding", rendered.content_encoding))
-    return Response(
-        HTTPStatus.OK, b"", rendered.content_type, tuple(extra), chunks=rendered.chunks
-    )
+    return Response(HTTPStatus.OK, b"", rendered.content_type, tuple(extra), chunks=rendered.chunks)
 
 
 def _guarded(app: WebApp, security: WebSecurity | None, request: Request) -> Response:
