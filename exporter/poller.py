@@ -205,6 +205,16 @@ class Poller:
             if old_config == account and old_state is not None:
                 states.append(old_state)
                 continue
+            if (
+                old_config is not None
+                and old_state is not None
+                and _polls_alike(old_config, account)
+            ):
+                # Only `alerts:` changed: the thresholds are exported from the state,
+                # so the state takes them; the schedule and a poll in flight stay
+                # (re-polling 10,000 keys for a threshold edit would burst every vendor).
+                states.append(replace(old_state, alerts=account.alert_policy))
+                continue
             if old_config is not None:
                 # Changed key, URL or schedule: what is in flight answers for the old one.
                 self._cancel(key)
@@ -402,7 +412,7 @@ class Poller:
         """Record an unexpected exception as an `internal` outcome of this poll."""
         key = account.key
         # Not current: reloaded away or changed, and the reload scheduled what follows.
-        current = self._accounts.get(key) == account
+        current = _polls_alike(self._accounts.get(key), account)
         recorded = math.isfinite(self._due.get(key, math.inf))
         if current and not recorded:
             # The due time first: plain arithmetic, so nothing below can leave the
@@ -550,10 +560,11 @@ class Poller:
         duration: float,
         log: Any,
     ) -> None:
-        if self._accounts.get(account.key) != account:
+        if not _polls_alike(self._accounts.get(account.key), account):
             # Reloaded away or changed while in flight (the reload scheduled the new
-            # config). Compared by value: a reload with an unchanged account keeps
-            # this poll in flight and waits for its outcome.
+            # config). Compared by value: a reload with an unchanged account (or one
+            # whose `alerts:` alone changed) keeps this poll in flight and waits for
+            # its outcome.
             return
         now = self.clock()
         previous = self.store.get(account.key)
@@ -645,6 +656,11 @@ class Poller:
             if warning not in old_warnings:
                 log.warning("vendor reported a problem", detail=warning)
         log.debug("poll succeeded", duration_seconds=round(duration, 3), meters=len(outcome.meters))
+
+
+def _polls_alike(current: AccountConfig | None, account: AccountConfig) -> bool:
+    """Whether `current` polls exactly as `account` does: equal but for `alerts:`."""
+    return current is not None and current == replace(account, alerts=current.alerts)
 
 
 class _Inflate:

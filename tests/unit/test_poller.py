@@ -320,6 +320,13 @@ async def test_the_accounts_alert_settings_reach_its_state_on_load_and_reload(
     assert changed is not None
     assert changed.readings == state.readings, "cached values stay"
     assert changed.alerts.settings(state.readings, meter).critical == 1.0
+    # A threshold edit is no reason to ask the vendor again: same schedule, no poll.
+    polls = vendor.count("/vertaaux/api/v1/quota")
+    due = poller._due[("vertaaux", "c")]
+    poller.tick()
+    await poller.drain()
+    assert vendor.count("/vertaaux/api/v1/quota") == polls
+    assert poller._due[("vertaaux", "c")] == due
 
 
 async def test_oversized_body_is_a_parse_error_and_reading_stops(
@@ -731,3 +738,25 @@ def test_decoding_any_chunking_gives_the_body_in_bounded_steps(
     layer.finish()
     assert b"".join(pieces) == payload
     assert all(len(piece) <= DECODE_STEP for piece in pieces)
+
+
+async def test_a_poll_in_flight_across_an_alerts_only_reload_is_recorded(
+    clock: FakeClock,
+) -> None:
+    async with httpx.AsyncClient() as client:
+        poller = GatedPoller(StateStore(), client, clock=clock.time, monotonic=clock.monotonic)
+        poller.apply_config(many(1))
+        clock.advance(START_SPREAD)
+        poller.tick()
+        await asyncio.sleep(0)
+        assert poller.now["all"] == 2
+        poller.apply_config(many(1, ", alerts: {warning: 0.5}"))
+        assert poller.now["all"] == 2, "nothing cancelled"
+        poller.gate.set()
+        await poller.drain()
+        for key in (("pictory", "a0"), ("tornado", "a0")):
+            state = poller.store.get(key)
+            assert state is not None
+            assert state.polls_total == 1, "the outcome of the poll in flight counts"
+            assert state.alerts.fleet.warning == 0.5
+            assert math.isfinite(poller._due[key])
