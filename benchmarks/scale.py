@@ -39,6 +39,7 @@ import http.client
 import itertools
 import multiprocessing
 import os
+import random
 import re
 import subprocess
 import sys
@@ -148,14 +149,21 @@ class StandInVendor:
             self._proc.terminate()
 
 
+# Keys look like real ones (random, 32 characters), so the scrubber's index costs
+# what it costs in production: keys sharing a long suffix would share its windows.
+_KEY_ALPHABET: Final = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+
+
 def config_text(vendor: StandInVendor, count: int, interval: str) -> str:
+    rng = random.Random(count)
     lines = ["global:", f"  interval: {interval}", "  timeout: 5s", "accounts:"]
     for i in range(count):
         provider = CASES[i % len(CASES)][0]
+        key = "".join(rng.choices(_KEY_ALPHABET, k=32))
         lines += [
             f"  - provider: {provider}",
             f"    account: customer-{i:05d}",
-            f'    api_key: "key-{i:05d}-0123456789abcdef"',
+            f'    api_key: "{key}"',
             f"    base_url: http://127.0.0.1:{vendor.port}/a/{i}",
         ]
     return "\n".join(lines) + "\n"

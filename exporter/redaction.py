@@ -58,11 +58,12 @@ import binascii
 import html
 import re
 import threading
+from array import array
 from bisect import bisect_right
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import accumulate
-from typing import Final
+from typing import Final, cast
 
 REDACTED: Final = "<redacted>"
 # Fragments of at least this many characters of a key are scrubbed.
@@ -310,6 +311,74 @@ def _forms(value: str) -> Iterator[str]:
     yield binascii.hexlify(raw).decode("ascii")
 
 
+class WindowTable(Container[str]):
+    """A set of strings kept as their 64-bit hashes, in one open-addressed array.
+
+    Why not a set of str: every 8-character window of every form of 10,000 random
+    keys is ~1.9 million strings, 174 MB as a frozenset; here 8 bytes a slot at a
+    load under 0.7, 34 MB. A window whose hash equals a registered one
+    without being one would be scrubbed: with 64-bit hashes that is about one
+    ordinary window in 10^13. Never changed once published: `with_added` copies.
+    """
+
+    __slots__ = ("_count", "_mask", "_slots")
+
+    def __init__(self, size: int = 8) -> None:
+        self._slots = array("q", bytes(8 * size))  # 0: empty
+        self._mask = size - 1
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __contains__(self, text: object) -> bool:
+        h = hash(text) or 1
+        slots, mask = self._slots, self._mask
+        i = h & mask
+        while True:
+            seen = slots[i]
+            if seen == h:
+                return True
+            if not seen:
+                return False
+            i = (i + 1) & mask
+
+    def _add_hash(self, h: int) -> None:
+        slots, mask = self._slots, self._mask
+        i = h & mask
+        while True:
+            seen = slots[i]
+            if seen == h:
+                return
+            if not seen:
+                slots[i] = h
+                self._count += 1
+                return
+            i = (i + 1) & mask
+
+    def with_added(self, texts: Iterable[str], count: int) -> WindowTable:
+        """A new table holding this one's strings and the `count` (at most) `texts`,
+        taken one at a time: 10,000 keys' windows are never all held at once."""
+        size = len(self._slots)
+        # A load of at most 0.7 counting every window, duplicates too (~0.45 in fact).
+        while 10 * (self._count + count) > 7 * size:
+            size *= 2
+        table = WindowTable.__new__(WindowTable)
+        table._mask = size - 1
+        if size == len(self._slots):
+            table._slots = array("q", self._slots)
+            table._count = self._count
+        else:
+            table._slots = array("q", bytes(8 * size))
+            table._count = 0
+            for h in self._slots:
+                if h:
+                    table._add_hash(h)
+        for text in texts:
+            table._add_hash(hash(text) or 1)
+        return table
+
+
 @dataclass(frozen=True)
 class _Index:
     """Everything scrub() looks up, published as one value (no lock to read it)."""
@@ -317,7 +386,7 @@ class _Index:
     keys: frozenset[str] = frozenset()
     # (length, folded fragments of that length): WINDOW-long windows of every form,
     # and whole forms of 6 or 7 characters.
-    tables: tuple[tuple[int, frozenset[str]], ...] = ()
+    tables: tuple[tuple[int, Container[str]], ...] = ()
 
 
 class Redactor:
@@ -335,22 +404,30 @@ class Redactor:
             ]
             if not fresh:
                 return
-            tables: dict[int, set[str]] = {length: set(t) for length, t in index.tables}
+            old = dict(index.tables)
+            long: list[str] = []  # folded forms that have windows
+            short: dict[int, set[str]] = {}
             for value in fresh:
                 for form in _forms(value):
                     folded = _normal(form)
                     if len(folded) >= WINDOW:
-                        windows = tables.setdefault(WINDOW, set())
-                        windows.update(
-                            folded[i : i + WINDOW] for i in range(len(folded) - WINDOW + 1)
-                        )
+                        long.append(folded)
                     elif len(folded) >= _MIN_SECRET_LENGTH:
-                        tables.setdefault(len(folded), set()).add(folded)
+                        short.setdefault(len(folded), set()).add(folded)
+            tables: dict[int, Container[str]] = dict(old)
+            if long:
+                table = old.get(WINDOW)
+                assert table is None or isinstance(table, WindowTable)
+                tables[WINDOW] = (table or WindowTable()).with_added(
+                    (f[i : i + WINDOW] for f in long for i in range(len(f) - WINDOW + 1)),
+                    sum(len(f) - WINDOW + 1 for f in long),
+                )
+            for length, forms in short.items():
+                tables[length] = frozenset(forms) | cast(
+                    frozenset[str], old.get(length, frozenset())
+                )
             self._index = _Index(
-                keys=index.keys | frozenset(fresh),
-                tables=tuple(
-                    (length, frozenset(table)) for length, table in sorted(tables.items())
-                ),
+                keys=index.keys | frozenset(fresh), tables=tuple(sorted(tables.items()))
             )
 
     def scrub(self, text: str) -> str:

@@ -419,3 +419,43 @@ def test_register_indexes_a_key_once() -> None:
     redactor.register(KEY, KEY)
     # A reload registers the same keys again: nothing to do, nothing rebuilt.
     assert redactor._index is index
+
+
+@given(
+    st.lists(st.text(min_size=8, max_size=8), max_size=200),
+    st.lists(st.text(min_size=8, max_size=8), max_size=200),
+    st.lists(st.text(min_size=8, max_size=8), max_size=50),
+)
+def test_the_window_table_holds_exactly_what_was_added_and_never_changes(
+    first: list[str], second: list[str], others: list[str]
+) -> None:
+    from exporter.redaction import WindowTable
+
+    one = WindowTable().with_added(iter(first), len(first))
+    two = one.with_added(iter(second), len(second))  # grows past its first size
+    assert all(w in one for w in first)
+    assert all(w in two for w in first + second)
+    assert len(two) == len(set(first + second))
+    # Published tables are read without a lock: adding made a new one.
+    assert len(one) == len(set(first))
+    assert not any(w in one for w in second if w not in first)
+    assert not any(w in two for w in others if w not in first + second)
+
+
+def test_ten_thousand_random_keys_cost_tens_of_megabytes_not_hundreds() -> None:
+    import random
+
+    from exporter.redaction import Redactor, WindowTable
+
+    rng = random.Random(11)
+    alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_"
+    keys = ["".join(rng.choices(alphabet, k=32)) for _ in range(10_000)]
+    redactor = Redactor()
+    redactor.register(*keys)
+    table = dict(redactor._index.tables)[8]
+    assert isinstance(table, WindowTable)
+    # Every window of every form of every key; 8 bytes a slot (a frozenset of the
+    # same windows was ~90 bytes an entry).
+    assert len(table) > 1_500_000
+    assert table._slots.itemsize * len(table._slots) <= 40 * 2**20
+    assert redactor.scrub(f"echo {keys[1234][5:17]} back") == "echo <redacted> back"
