@@ -38,14 +38,15 @@ The mechanism
 -------------
 `register()` derives the fixed encodings of each key (raw, base64 at 3 alignments in
 both alphabets, hex), folds them (whitespace removed, case folded) and indexes every
-8-character window of each in one set; a form of 6 or 7 characters is indexed whole.
+8-character window of each in one table of their hashes (`WindowTable`); a form of 6
+or 7 characters is indexed whole.
 `scrub()` builds a few views of the text: as it is, with escapes decoded, and with
 percent-encoding decoded on top of that (a view is built only when the text has the
 characters that view decodes). Each view drops whitespace and folds case, and keeps
 a map from its offsets back to the original text. Every window of every view is
 looked up in the set; each hit marks the original span it came from, and every
 maximal run of marked spans becomes one `<redacted>`. The cost is linear in the
-length of the text and independent of the number of keys (a set lookup per offset).
+length of the text and independent of the number of keys (a lookup per offset).
 Escapes are decoded in the text rather than encoded in the key because an encoder
 chooses which characters to escape; base64 and hex are deterministic, so the key
 side carries them.
