@@ -170,7 +170,7 @@ local doesNotLast(ratio, margin, fast) = |||
         and %(meter)s
         provider_account_meter:saas_quota_seconds_to_exhaustion:deriv6h < %(fast)s
         or %(meter)s
-        (%(ratio)s unless %(meter)s count_over_time(saas_quota_used[1d] offset 6d))
+        (%(ratio)s unless %(meter)s count_over_time(saas_quota_used[1h] offset 6d))
       )
     )
     or %(meter)s
