@@ -104,7 +104,9 @@ def parameters(config: dict[str, Any]) -> dict[str, str]:
 _MEANINGS: Final = {
     "almost_exhausted_warning": "used/limit ratio: SaasQuotaAlmostExhausted, severity warning",
     "almost_exhausted_critical": "used/limit ratio: SaasQuotaAlmostExhausted, severity critical",
-    "almost_exhausted_margin": "burn rate factor: SaasQuotaAlmostExhausted only if the rest runs out before the reset/horizon",
+    "almost_exhausted_margin": (
+        "burn rate factor: SaasQuotaAlmostExhausted only if the rest ends before reset/horizon"
+    ),
     "exhausted": "used/limit ratio (or remaining 0): SaasQuotaExhausted",
     "pace_margin": "used share ahead of the elapsed share of the period: SaasQuotaBurningTooFast",
     "forecast_horizon": "seconds: forecast horizon of meters without a reset (recording rules)",
