@@ -17,7 +17,9 @@ from tests.support.processes import require_binary
 
 
 @pytest.mark.e2e
-@pytest.mark.timeout(300)
+# 190 s measured on two shared cores: SaasQuotaAlmostExhausted reads the 7-day burn
+# rate too, which is most of the cost.
+@pytest.mark.timeout(480)
 def test_the_reduced_backtest_meets_every_goal(capsys: pytest.CaptureFixture[str]) -> None:
     require_binary("promtool")
     require_binary("prometheus")
