@@ -11,7 +11,8 @@
 //     which SaasQuotaAlmostExhausted fires with that severity. A critical threshold
 //     above 1 (e.g. +Inf) says the meter may run out: no SaasQuotaExhausted either.
 //   saas_quota_alert_forecast_horizon_seconds: the forecast horizon of meters without a
-//     reset; 0 switches SaasQuotaPredictedExhaustion and SaasQuotaBurningTooFast off.
+//     reset; 0 switches SaasQuotaPredictedExhaustion and SaasQuotaBurningTooFast off,
+//     and leaves SaasQuotaAlmostExhausted a plain level alert (no burn rate to judge).
 local meter = 'on (job, instance, provider, account, meter)';
 local account = 'on (job, instance, provider, account)';
 local threshold(severity) = 'saas_quota_alert_threshold_ratio{severity="%s"}' % severity;
@@ -137,12 +138,69 @@ local annotations(c) = {
   },
 };
 
+// The meters whose rest does not last: at the recent burn rate times `margin`, what is
+// left runs out before the meter's reset (for meters without one, within its forecast
+// horizon: the recorded effective horizon is either). Tuned with benchmarks/backtest.py:
+//  - "recent" is the 7-day rate, a whole weekly cycle: the 1h and 6h rates, even when
+//    both must agree, cry wolf on the noise of a steady burn that ends at 97 % at the
+//    reset, and flap on a lifetime meter near its horizon;
+//  - the 1h and 6h rates (both) still count where the 7-day one cannot: for a meter
+//    with under 6 days of history, because rate() over 7 days divides by the whole
+//    window and under-reads it (a new exporter, a new account); and for a burn so fast
+//    that they use up the rest within `fast`, which a week's average takes days to
+//    show (far from any reset, so no noise crosses it);
+//  - a flat meter has no time to exhaustion, so it lasts, however high its share; one
+//    with nothing left (used share 1 or more) has not lasted;
+//  - a meter whose forecast is off (horizon 0, so no effective horizon) is included
+//    whatever it burns: for it the threshold alert stays a plain level alert.
+local doesNotLast(ratio, margin, fast) = |||
+  (
+    provider_account_meter:saas_quota_seconds_to_exhaustion:rate7d
+    < %(meter)s (%(budget)s * %(margin)s)
+    or %(meter)s
+    (
+      provider_account_meter:saas_quota_seconds_to_exhaustion:deriv1h
+      < %(meter)s (%(budget)s * %(margin)s)
+      and %(meter)s
+      provider_account_meter:saas_quota_seconds_to_exhaustion:deriv6h
+      < %(meter)s (%(budget)s * %(margin)s)
+      and %(meter)s
+      (
+        provider_account_meter:saas_quota_seconds_to_exhaustion:deriv1h < %(fast)s
+        and %(meter)s
+        provider_account_meter:saas_quota_seconds_to_exhaustion:deriv6h < %(fast)s
+        or %(meter)s
+        (%(ratio)s unless %(meter)s count_over_time(saas_quota_used[1h] offset 6d))
+      )
+    )
+    or %(meter)s
+    %(ratio)s >= 1
+    or %(meter)s
+    (%(ratio)s unless %(meter)s %(budget)s)
+  )
+||| % {
+  meter: meter,
+  ratio: ratio,
+  budget: 'provider_account_meter:saas_quota_forecast_horizon_seconds:effective',
+  margin: num(margin),
+  fast: num(fast),
+};
+
+// Every line of `text` indented by two spaces.
+local indent(text) = std.join('\n', [if line == '' then '' else '  ' + line for line in std.split(text, '\n')]);
+
 {
   local cfg = $._config,
   local ratio = 'provider_account_meter:saas_quota_used_per_limit:ratio',
   local almostExhausted(severity, default) = {
     alert: 'SaasQuotaAlmostExhausted',
-    expr: atLeast(ratio, severity, default),
+    // The used share is at its threshold AND the rest will not last (doesNotLast):
+    // a high share that the reset will wipe before it runs out is no news.
+    expr: '(\n%s)\nand %s\n%s' % [
+      indent(atLeast(ratio, severity, default)),
+      meter,
+      doesNotLast(ratio, cfg.almostExhaustedBurnMargin, cfg.fastForecastSeconds),
+    ],
     'for': cfg['for'].almostExhausted,
     labels: { severity: severity },
     annotations: annotations(cfg).almostExhaustedAnnotations,

@@ -19,6 +19,15 @@
     // for meters that export no saas_quota_alert_threshold_ratio of their own.
     almostExhaustedWarning: 0.8,
     almostExhaustedCritical: 0.95,
+    // ... but only while what is left does not last: at the 7-day burn rate (or the
+    // 1h and 6h ones, for meters with under 6 days of history or when they use it up
+    // within fastForecastSeconds) times this factor, it runs out before the meter's
+    // reset (for meters without one, within its forecast horizon). A share the reset
+    // wipes before it runs out is no news. 1 is the burn rate itself; more warns earlier, but from ~1.18 a steady
+    // burn that ends at 97 % at the reset fires (benchmarks/backtest.py,
+    // steady-under-cap). Meters whose forecast is off (horizon 0) keep the plain level
+    // alert.
+    almostExhaustedBurnMargin: 1.1,
     // Used share (or a remaining of 0) for SaasQuotaExhausted.
     exhausted: 1,
     // SaasQuotaBurningTooFast: the used share this far ahead of the elapsed share.
@@ -27,7 +36,8 @@
     // meters that export no saas_quota_alert_forecast_horizon_seconds.
     forecastHorizonSeconds: 604800,  // 7 days
     // SaasQuotaPredictedExhaustion fires without waiting for the 7-day rate when the
-    // 1h and 6h rates use up what is left within this many seconds.
+    // 1h and 6h rates use up what is left within this many seconds (and so does
+    // SaasQuotaAlmostExhausted, at its threshold).
     fastForecastSeconds: 172800,  // 2 days
     // Seconds since the last successful poll before SaasQuotaDataStale.
     staleAfterSeconds: 1800,  // 30 minutes

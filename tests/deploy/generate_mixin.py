@@ -89,6 +89,7 @@ def parameters(config: dict[str, Any]) -> dict[str, str]:
     return {
         "almost_exhausted_warning": _num(config["almostExhaustedWarning"]),
         "almost_exhausted_critical": _num(config["almostExhaustedCritical"]),
+        "almost_exhausted_margin": _num(config["almostExhaustedBurnMargin"]),
         "exhausted": _num(config["exhausted"]),
         "pace_margin": _num(config["paceMargin"]),
         "forecast_horizon": _num(config["forecastHorizonSeconds"]),
@@ -103,6 +104,9 @@ def parameters(config: dict[str, Any]) -> dict[str, str]:
 _MEANINGS: Final = {
     "almost_exhausted_warning": "used/limit ratio: SaasQuotaAlmostExhausted, severity warning",
     "almost_exhausted_critical": "used/limit ratio: SaasQuotaAlmostExhausted, severity critical",
+    "almost_exhausted_margin": (
+        "burn rate factor: SaasQuotaAlmostExhausted only if the rest ends before reset/horizon"
+    ),
     "exhausted": "used/limit ratio (or remaining 0): SaasQuotaExhausted",
     "pace_margin": "used share ahead of the elapsed share of the period: SaasQuotaBurningTooFast",
     "forecast_horizon": "seconds: forecast horizon of meters without a reset (recording rules)",
@@ -145,7 +149,8 @@ def alerts_header(config: dict[str, Any]) -> str:
         "#     SaasQuotaAlmostExhausted; a critical threshold above 1 also silences\n"
         "#     SaasQuotaExhausted (the meter may run out by design).\n"
         "#   saas_quota_alert_forecast_horizon_seconds   horizon of meters without a reset;\n"
-        "#     0 switches SaasQuotaPredictedExhaustion and SaasQuotaBurningTooFast off.\n"
+        "#     0 switches SaasQuotaPredictedExhaustion and SaasQuotaBurningTooFast off and\n"
+        "#     makes SaasQuotaAlmostExhausted a plain level alert (the used share alone).\n"
         "# No expression names a vendor.\n"
         "#\n"
         "# Every alert carries `severity` (critical pages, warning tickets), a static `summary`,\n"

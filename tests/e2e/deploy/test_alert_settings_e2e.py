@@ -1,7 +1,9 @@
 """End to end: the config's `alerts:` and the adapter's defaults steer the shipped rules.
 
-A stand-in vendor serves two Piloterr keys at 60 % of their API credits and the demo's
-VertaaUX free account, used up as it is every day. The real exporter polls them with
+A stand-in vendor serves two Piloterr keys at 60 % of their API credits, burning them
+at a pace that uses up the rest in 4.6 days, before the reset in 10 (the threshold
+alert fires only for a rest that does not last), and the demo's VertaaUX free account,
+used up as it is every day. The real exporter polls them with
 one account tuned to `alerts: {warning: 0.5}`; a real Prometheus scrapes it and
 evaluates the project's own rule files (only `for:` shortened, minutes to seconds).
 
@@ -42,7 +44,10 @@ FREE: Final = "audits"
 
 
 def scenario() -> list[SimAccount]:
-    at_60 = {"api_credits": SimMeter(limit=1000, start=600)}
+    # 1 a second: visible to the 1h and 6h burn rates within seconds (the vendor reports
+    # whole credits), 400 000 left last 4.6 days: past the forecast's 2-day fast path,
+    # before the reset.
+    at_60 = {"api_credits": SimMeter(limit=1_000_000, start=600_000, rate=1.0)}
     return [
         SimAccount("piloterr", "e2e-tuned", at_60, reset_in=10 * DAY),
         SimAccount("piloterr", "e2e-default", at_60, reset_in=10 * DAY),
@@ -165,4 +170,4 @@ def test_alert_settings_from_the_config_and_the_adapter_steer_the_shipped_rules(
         prometheus,
         f'provider_account_meter:saas_quota_used_per_limit:ratio{{account="{DEFAULT}"}}',
     )
-    assert float(default_ratio["value"][1]) == pytest.approx(0.6)
+    assert float(default_ratio["value"][1]) == pytest.approx(0.6, abs=0.001)

@@ -2,7 +2,8 @@
 
 benchmarks/backtest.py replays 30-day usage traces through the shipped rules with
 promtool and a real Prometheus; `make backtest` runs every scenario. This runs the
-reduced set (`--quick`): a weekly cycle that never runs out (false alarms), a burst
+reduced set (`--quick`): a steady burn that ends at 97 % at the reset and a weekly
+cycle that never runs out (false alarms, the threshold alert's burn margin), a burst
 then flat (a forecast from a stopped burst), a 2 h exporter outage (flapping) and a
 sudden burn that runs out 36 h later (lead time). It fails when any goal is missed.
 """
@@ -16,7 +17,9 @@ from tests.support.processes import require_binary
 
 
 @pytest.mark.e2e
-@pytest.mark.timeout(300)
+# 190 s measured on two shared cores: SaasQuotaAlmostExhausted reads the 7-day burn
+# rate too, which is most of the cost.
+@pytest.mark.timeout(480)
 def test_the_reduced_backtest_meets_every_goal(capsys: pytest.CaptureFixture[str]) -> None:
     require_binary("promtool")
     require_binary("prometheus")
@@ -28,7 +31,7 @@ def test_the_reduced_backtest_meets_every_goal(capsys: pytest.CaptureFixture[str
 
 def test_the_reduced_set_covers_every_tuning_mechanism() -> None:
     quick = {s.name for s in backtest.SCENARIOS if s.quick}
-    assert quick == {"weekly-under", "burst-then-flat", "outage", "sudden-burn"}
+    assert quick == {"steady-under-cap", "weekly-under", "burst-then-flat", "outage", "sudden-burn"}
 
 
 def test_the_state_machine_fires_after_for_and_bridges_gaps_with_keep_firing_for() -> None:

@@ -263,6 +263,7 @@ def test_expressions_use_the_documented_thresholds() -> None:
     assert set(p) == {
         "almost_exhausted_warning",
         "almost_exhausted_critical",
+        "almost_exhausted_margin",
         "exhausted",
         "pace_margin",
         "forecast_horizon",
@@ -279,6 +280,12 @@ def test_expressions_use_the_documented_thresholds() -> None:
     assert f"{ratio} >= {p['almost_exhausted_critical']} " in _expr(
         "SaasQuotaAlmostExhausted", "critical"
     )
+    for severity in ("warning", "critical"):
+        # The rest must run out within the reset (or horizon) times the margin, at the
+        # 7-day rate, or at the 1h and 6h rates (young meters, or within fast_forecast).
+        almost = _expr("SaasQuotaAlmostExhausted", severity)
+        assert almost.count(f":effective * {p['almost_exhausted_margin']})") == 3, almost
+        assert almost.count(f"< {p['fast_forecast']}") == 2, almost
     assert f"{ratio} >= {p['exhausted']} " in _expr("SaasQuotaExhausted")
     assert f"+ {p['pace_margin']})" in _expr("SaasQuotaBurningTooFast")
     assert _expr("SaasQuotaPredictedExhaustion").count(f"< {p['fast_forecast']}") == 2
