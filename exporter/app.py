@@ -32,6 +32,8 @@ from exporter.transport import Clients
 from exporter.web import ExporterHTTPServer, WebApp, WebSecurity, serve
 from exporter.webconfig import WebConfigError
 
+# How long a reload's answer waits for /metrics to show its outcome (see _reload_after).
+RELOAD_PUBLISH_WAIT = 5.0
 # One reload's budget for reading and validating every file; past it the reload fails.
 RELOAD_TIMEOUT_SECONDS = 30.0
 # POST /-/reload may queue behind a running reload, so it waits for two budgets.
@@ -182,6 +184,7 @@ class Exporter:
         self.server: ExporterHTTPServer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._poller: Poller | None = None
+        self._renderer: MetricsRenderer | None = None
         # At most one reload runs and one waits behind it; later requests join the
         # waiting one, which reads the files only after they all arrived.
         self._reload_latest: asyncio.Task[str | None] | None = None
@@ -202,7 +205,7 @@ class Exporter:
         """Serve until `stop` is set or SIGTERM/SIGINT arrives."""
         self._loop = asyncio.get_running_loop()
         stop = stop or asyncio.Event()
-        renderer = MetricsRenderer()
+        renderer = self._renderer = MetricsRenderer()
         configured = len(config.accounts)
         config = self.shard.select(config)
         self.store.set_shard(self.shard.index, self.shard.count)
@@ -328,7 +331,15 @@ class Exporter:
             await asyncio.wait({previous})  # its outcome is its own callers'
         if self._reload_queued is asyncio.current_task():
             self._reload_queued = None
-        return await self._reload_once()
+        outcome = await self._reload_once()
+        # Answer once /metrics shows the outcome (saas_quota_config_last_reload_*,
+        # the accounts added or gone): a scrape right after `POST /-/reload` sees
+        # what it did. Bounded: a stuck renderer delays the answer, never blocks it.
+        renderer = self._renderer
+        if renderer is not None:
+            generation = self.store.generation
+            await asyncio.to_thread(renderer.wait_published, generation, RELOAD_PUBLISH_WAIT)
+        return outcome
 
     async def _reload_once(self) -> str | None:
         """The one place a reload succeeds or fails as a whole, whatever is raised."""

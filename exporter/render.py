@@ -547,6 +547,17 @@ class MetricsRenderer:
         self._last_expiry = float("inf")
         self._published_at = 0.0  # monotonic time of the last publication
 
+    def wait_published(self, generation: int, timeout: float) -> bool:
+        """Wait until the background bytes are built from `generation` or later
+        (without a thread: at once). False when `timeout` passed first."""
+        with self._cond:
+            if self._thread is None:
+                return True
+            self._cond.notify_all()
+            return self._cond.wait_for(
+                lambda: self._last_generation >= generation or self._stopping, timeout=timeout
+            )
+
     @property
     def published_generation(self) -> int:
         """The store generation the background bytes were last built from (-1: none)."""

@@ -244,6 +244,28 @@ def test_the_background_thread_republishes_when_values_expire() -> None:
         renderer.stop()
 
 
+def test_wait_published_returns_once_the_bytes_show_the_generation() -> None:
+    from tests.unit.test_render_encoding import Clock, body
+
+    store, clock = many_accounts(40), Clock(NOW)
+    # A long coalescing interval: the wait is what makes the thread build soon.
+    renderer = MetricsRenderer(process_metrics=False, min_interval=0.5)
+    renderer.start(store.snapshot, clock)
+    try:
+        store.reload_failed()
+        generation = store.generation
+        assert renderer.published_generation < generation
+        assert renderer.wait_published(generation, timeout=10)
+        assert renderer.published_generation >= generation
+        assert b"saas_quota_config_last_reload_successful 0.0" in body(renderer)
+        # Already there: no wait at all.
+        assert renderer.wait_published(generation, timeout=0)
+    finally:
+        renderer.stop()
+    # Without a thread `render` builds on call: nothing to wait for.
+    assert MetricsRenderer(process_metrics=False).wait_published(10**9, timeout=0)
+
+
 # --- any sequence of changes ----------------------------------------------------------
 
 READINGS = [
