@@ -25,6 +25,7 @@ import struct
 import threading
 import time
 import zlib
+from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -299,13 +300,23 @@ def _deadline(state: AccountState) -> float:
 
 @dataclass
 class _FamilyBody:
-    """One family of ACCOUNT_FAMILIES in one format: its bytes, by blocks of accounts."""
+    """One family of ACCOUNT_FAMILIES in one format: its bytes, by blocks of accounts.
+
+    Each account's lines are kept once, in `data`: `ends` says where each ends, so a
+    rebuild compares re-encoded lines with their slice of `data` and rejoins a block
+    from slices of the old bytes plus the lines that changed. Offsets are relative
+    to the account's block so that a change rewrites the offsets of its block only;
+    they are 4-byte machine integers in one array (40 KB a family at 10,000
+    accounts), not an int object per account.
+    """
 
     header: bytes
     data: bytes  # header, then each block: what a scrape sends
     # bounds[b] .. bounds[b + 1] is block b in data (bounds[0] is len(header)).
-    bounds: list[int]
-    lengths: list[int]  # of each block
+    bounds: array[int]
+    # ends[i]: where account i's lines end, from the start of its block; they start
+    # where the previous account's end, or at 0 for the first of a block.
+    ends: array[int]
     crc: int | None = None  # zlib.crc32(data), when asked for
     crc_shift: int | None = None  # crc32_shift(len(data)), with crc
     header_deflated: bytes | None = None
@@ -313,16 +324,35 @@ class _FamilyBody:
     undeflated: set[int] = field(default_factory=set)  # blocks changed since deflated
     deflated: bytes | None = None  # header_deflated + blocks_deflated, joined
 
+    @property
+    def blocks(self) -> int:
+        return len(self.bounds) - 1
+
     def block(self, number: int) -> memoryview:
         return memoryview(self.data)[self.bounds[number] : self.bounds[number + 1]]
+
+    def lines(self, index: int) -> memoryview:
+        """Account `index`'s lines of this family: a view of `data`, not a copy."""
+        base = self.bounds[index // _BLOCK]
+        start = base + self.ends[index - 1] if index % _BLOCK else base
+        return memoryview(self.data)[start : base + self.ends[index]]
+
+
+def _bounds(start: int, ends: array[int]) -> array[int]:
+    """Block bounds in the family bytes from the accounts' ends (O(blocks), C speed
+    but for the sum)."""
+    lengths = ends[_BLOCK - 1 :: _BLOCK]
+    if len(ends) % _BLOCK:
+        lengths.append(ends[-1])
+    return array("q", accumulate(lengths, initial=start))
 
 
 @dataclass
 class FormatCache:
-    """The kept fragments of one format; used by one thread at a time.
+    """The kept bytes of one format; used by one thread at a time.
 
-    Per account (by position in the snapshot) its lines of each family, and per
-    family its bytes joined by blocks of _BLOCK accounts, raw-deflated per block.
+    Per family its bytes, by blocks of _BLOCK accounts (by position in the
+    snapshot), raw-deflated per block, and where each account's lines are in them.
     While the store's account layout stays the same object (no reload changed the
     set), a build finds the accounts that changed by comparing state objects
     position by position at C speed, encodes those, and rejoins and recompresses
@@ -330,7 +360,7 @@ class FormatCache:
     families that changed and their crc32. Values expiring are found without a walk
     of every account until `now` reaches `expiry`, the earliest time any kept
     account may go stale. Otherwise (another set of accounts, another HELP text, a
-    snapshot without a layout) a full pass, reusing the fragments of accounts whose
+    snapshot without a layout) a full pass, reusing the lines of accounts whose
     state object is the same.
     """
 
@@ -346,7 +376,6 @@ class FormatCache:
     _cached: str | None = None  # the HELP's polling sentence the headers were made with
     _states: tuple[AccountState, ...] = ()
     _freshness: list[bool] = field(default_factory=list)
-    _columns: list[list[bytes]] = field(default_factory=list)  # [family][account]
     _families: list[_FamilyBody] = field(default_factory=list)
     _now: float = -math.inf  # of the last build
 
@@ -411,81 +440,108 @@ class FormatCache:
                     expiry = min(expiry, _deadline(state))
             self.expiry = expiry  # may be early now (a kept value was refreshed): fine
         self._states = accounts
-        dirty: list[set[int]] = [set() for _ in ACCOUNT_FAMILIES]
-        columns = self._columns
+        families = self._families
+        # Per family, the accounts whose lines changed and their new lines.
+        pending: list[dict[int, bytes]] = [{} for _ in families]
         lines = self.encoder.lines
         for index in changed:
             self.encoded += 1
-            block = index // _BLOCK
             for number, samples in enumerate(account_samples(accounts[index], now)):
                 fragment = lines(samples)
-                column = columns[number]
                 # A poll changes a few families of an account: the others keep their
                 # bytes, so their blocks are not joined or compressed again.
-                if column[index] != fragment:
-                    column[index] = fragment
-                    dirty[number].add(block)
-        for family, column, blocks in zip(self._families, columns, dirty, strict=True):
-            if blocks:
-                self._rejoin(family, column, sorted(blocks))
+                if families[number].lines(index) != fragment:
+                    pending[number][index] = fragment
+        for family, fragments in zip(families, pending, strict=True):
+            if fragments:
+                self._rejoin(family, fragments)
 
-    def _rejoin(self, family: _FamilyBody, column: list[bytes], blocks: list[int]) -> None:
-        """family's bytes with `blocks` joined again from `column`, the rest copied."""
+    def _rejoin(self, family: _FamilyBody, fragments: dict[int, bytes]) -> None:
+        """family's bytes with the blocks of `fragments` joined again, the rest copied.
+
+        A block joined again is the old bytes of its unchanged accounts (views, no
+        copy until the join) and the new lines of the others.
+        """
         old = memoryview(family.data)
-        bounds, lengths = family.bounds, family.lengths
+        bounds, ends = family.bounds, family.ends
+        count = len(ends)
         parts: list[bytes | memoryview] = []
         position = 0
-        for number in blocks:
-            parts.append(old[position : bounds[number]])
-            start = number * _BLOCK
-            joined = b"".join(column[start : start + _BLOCK])
-            parts.append(joined)
-            lengths[number] = len(joined)
+        for number in sorted({index // _BLOCK for index in fragments}):
+            base = bounds[number]
+            parts.append(old[position:base])
+            start = previous = 0  # in the new block, and where the old account ended
+            for index in range(number * _BLOCK, min(number * _BLOCK + _BLOCK, count)):
+                end = ends[index]
+                piece: bytes | memoryview | None = fragments.get(index)
+                if piece is None:
+                    piece = old[base + previous : base + end]
+                parts.append(piece)
+                previous = end
+                start += len(piece)
+                ends[index] = start
             position = bounds[number + 1]
+            family.undeflated.add(number)
             self.joined += 1
         parts.append(old[position:])
         family.data = b"".join(parts)
-        family.bounds = list(accumulate(lengths, initial=len(family.header)))
+        family.bounds = _bounds(len(family.header), ends)
         family.crc = family.crc_shift = None
         family.deflated = None
-        family.undeflated.update(blocks)
 
     def _full(self, snapshot: Snapshot, now: float, cached: str) -> None:
-        """Every block from scratch; fragments of unchanged state objects kept."""
+        """Every block from scratch; the lines of unchanged state objects kept.
+
+        Lines are joined a block at a time, so no more than a block's lines of each
+        family are separate objects at once.
+        """
         self.full_builds += 1
         self.stale_passes += 1
         accounts = snapshot.accounts
+        count = len(accounts)
         previous = {state.key: index for index, state in enumerate(self._states)}
-        old_states, old_fresh, old_columns = self._states, self._freshness, self._columns
+        old_states, old_fresh, old_families = self._states, self._freshness, self._families
         fresh = [_is_fresh(state, now) for state in accounts]
-        rows: list[tuple[bytes, ...]] = []
         lines = self.encoder.lines
-        for state, is_fresh in zip(accounts, fresh, strict=True):
+        numbers = range(len(ACCOUNT_FAMILIES))
+        blocks: list[list[bytes]] = [[] for _ in numbers]
+        ends = [array("I") for _ in numbers]  # a block's bytes stay far below 4 GiB
+        pieces: list[list[bytes | memoryview]] = [[] for _ in numbers]
+        offsets = [0 for _ in numbers]
+        for position, (state, is_fresh) in enumerate(zip(accounts, fresh, strict=True)):
             index = previous.get(state.key)
+            row: Iterable[bytes | memoryview]
             if index is not None and old_states[index] is state and old_fresh[index] == is_fresh:
-                rows.append(tuple(column[index] for column in old_columns))
+                row = [family.lines(index) for family in old_families]
             else:
-                rows.append(tuple(lines(samples) for samples in account_samples(state, now)))
+                row = [lines(samples) for samples in account_samples(state, now)]
                 self.encoded += 1
-        self._columns = [list(column) for column in zip(*rows, strict=True)] or [
-            [] for _ in ACCOUNT_FAMILIES
-        ]
+            for number, piece in enumerate(row):
+                pieces[number].append(piece)
+                offsets[number] += len(piece)
+                ends[number].append(offsets[number])
+            if position % _BLOCK == _BLOCK - 1 or position == count - 1:
+                for number in numbers:
+                    blocks[number].append(b"".join(pieces[number]))
+                    pieces[number].clear()
+                    offsets[number] = 0
+                self.joined += len(numbers)
+        # The old bytes go before the new families are joined: one exposition at a
+        # time, plus its blocks.
+        row, old_families = (), []
         self._families = []
-        for family, column in zip(ACCOUNT_FAMILIES, self._columns, strict=True):
+        for number, family in enumerate(ACCOUNT_FAMILIES):
             header = self.encoder.header(family, cached)
-            blocks = [
-                b"".join(column[start : start + _BLOCK]) for start in range(0, len(column), _BLOCK)
-            ]
-            self.joined += len(blocks)
-            lengths = [len(block) for block in blocks]
+            joined, blocks[number] = [header, *blocks[number]], []  # blocks go as we go
             self._families.append(
                 _FamilyBody(
                     header=header,
-                    data=b"".join([header, *blocks]),
-                    bounds=list(accumulate(lengths, initial=len(header))),
-                    lengths=lengths,
+                    data=b"".join(joined),
+                    bounds=_bounds(len(header), ends[number]),
+                    ends=ends[number],
                 )
             )
+            del joined
         self._states, self._freshness = accounts, fresh
         self._layout, self._cached = snapshot.layout, cached
         self.expiry = min(map(_deadline, compress(accounts, fresh)), default=math.inf)
@@ -497,8 +553,8 @@ class FormatCache:
         if family.header_deflated is None:
             family.header_deflated = _deflate(family.header)
         if family.blocks_deflated is None:
-            family.undeflated = set(range(len(family.lengths)))
-            family.blocks_deflated = [b""] * len(family.lengths)
+            family.undeflated = set(range(family.blocks))
+            family.blocks_deflated = [b""] * family.blocks
         packed = family.blocks_deflated
         for number in family.undeflated:
             packed[number] = _deflate(family.block(number))
