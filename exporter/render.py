@@ -331,11 +331,21 @@ class _FamilyBody:
     def block(self, number: int) -> memoryview:
         return memoryview(self.data)[self.bounds[number] : self.bounds[number + 1]]
 
-    def lines(self, index: int) -> memoryview:
-        """Account `index`'s lines of this family: a view of `data`, not a copy."""
+    def span(self, index: int) -> tuple[int, int]:
+        """Where account `index`'s lines of this family are in `data`."""
         base = self.bounds[index // _BLOCK]
         start = base + self.ends[index - 1] if index % _BLOCK else base
-        return memoryview(self.data)[start : base + self.ends[index]]
+        return start, base + self.ends[index]
+
+    def lines(self, index: int) -> memoryview:
+        """Account `index`'s lines of this family: a view of `data`, not a copy."""
+        start, end = self.span(index)
+        return memoryview(self.data)[start:end]
+
+    def holds(self, index: int, lines: bytes) -> bool:
+        """Whether account `index`'s lines of this family are `lines` (no copy)."""
+        start, end = self.span(index)
+        return end - start == len(lines) and self.data.startswith(lines, start)
 
 
 def _bounds(start: int, ends: array[int]) -> array[int]:
@@ -450,41 +460,45 @@ class FormatCache:
                 fragment = lines(samples)
                 # A poll changes a few families of an account: the others keep their
                 # bytes, so their blocks are not joined or compressed again.
-                if families[number].lines(index) != fragment:
+                if not families[number].holds(index, fragment):
                     pending[number][index] = fragment
         for family, fragments in zip(families, pending, strict=True):
             if fragments:
                 self._rejoin(family, fragments)
 
     def _rejoin(self, family: _FamilyBody, fragments: dict[int, bytes]) -> None:
-        """family's bytes with the blocks of `fragments` joined again, the rest copied.
+        """family's bytes with the lines in `fragments` replaced, the rest copied.
 
-        A block joined again is the old bytes of its unchanged accounts (views, no
-        copy until the join) and the new lines of the others.
+        The new bytes are joined from views of the old ones between the changed
+        accounts and their new lines; then the ends in each changed block after
+        the first changed account move by what the lines before them grew.
         """
         old = memoryview(family.data)
-        bounds, ends = family.bounds, family.ends
+        ends = family.ends
         count = len(ends)
+        changed = sorted(fragments)
+        spans = [family.span(index) for index in changed]  # before any end moves
         parts: list[bytes | memoryview] = []
         position = 0
-        for number in sorted({index // _BLOCK for index in fragments}):
-            base = bounds[number]
-            parts.append(old[position:base])
-            start = previous = 0  # in the new block, and where the old account ended
-            for index in range(number * _BLOCK, min(number * _BLOCK + _BLOCK, count)):
-                end = ends[index]
-                piece: bytes | memoryview | None = fragments.get(index)
-                if piece is None:
-                    piece = old[base + previous : base + end]
-                parts.append(piece)
-                previous = end
-                start += len(piece)
-                ends[index] = start
-            position = bounds[number + 1]
-            family.undeflated.add(number)
-            self.joined += 1
+        for (start, end), index in zip(spans, changed, strict=True):
+            parts.append(old[position:start])
+            parts.append(fragments[index])
+            position = end
         parts.append(old[position:])
         family.data = b"".join(parts)
+        del old, parts
+        shift, block, last = 0, -1, 0
+        following = iter([*changed[1:], count])
+        for (start, end), index in zip(spans, changed, strict=True):
+            if index // _BLOCK != block:
+                block = index // _BLOCK
+                last = min(block * _BLOCK + _BLOCK, count)
+                shift = 0
+                family.undeflated.add(block)
+                self.joined += 1
+            shift += len(fragments[index]) - (end - start)
+            for moved in range(index, min(next(following), last)):
+                ends[moved] += shift
         family.bounds = _bounds(len(family.header), ends)
         family.crc = family.crc_shift = None
         family.deflated = None
