@@ -520,29 +520,33 @@ class FormatCache:
         numbers = range(len(ACCOUNT_FAMILIES))
         blocks: list[list[bytes]] = [[] for _ in numbers]
         ends = [array("I") for _ in numbers]  # a block's bytes stay far below 4 GiB
-        pieces: list[list[bytes | memoryview]] = [[] for _ in numbers]
-        offsets = [0 for _ in numbers]
+        # Per old family: a view of its bytes and where its accounts are.
+        old = [(memoryview(f.data), f.bounds, f.ends) for f in old_families]
+        rows: list[list[bytes | memoryview]] = []  # of the block being joined
         for position, (state, is_fresh) in enumerate(zip(accounts, fresh, strict=True)):
             index = previous.get(state.key)
-            row: Iterable[bytes | memoryview]
             if index is not None and old_states[index] is state and old_fresh[index] == is_fresh:
-                row = [family.lines(index) for family in old_families]
+                # _FamilyBody.lines inlined: a reload passes here 190,000 times at
+                # 10,000 accounts.
+                block, at = divmod(index, _BLOCK)
+                row: list[bytes | memoryview] = []
+                for view, bounds, kept in old:
+                    base = bounds[block]
+                    row.append(view[base + kept[index - 1] if at else base : base + kept[index]])
+                rows.append(row)
             else:
-                row = [lines(samples) for samples in account_samples(state, now)]
+                rows.append([lines(samples) for samples in account_samples(state, now)])
                 self.encoded += 1
-            for number, piece in enumerate(row):
-                pieces[number].append(piece)
-                offsets[number] += len(piece)
-                ends[number].append(offsets[number])
             if position % _BLOCK == _BLOCK - 1 or position == count - 1:
                 for number in numbers:
-                    blocks[number].append(b"".join(pieces[number]))
-                    pieces[number].clear()
-                    offsets[number] = 0
+                    column = [row[number] for row in rows]
+                    blocks[number].append(b"".join(column))
+                    ends[number].extend(accumulate(map(len, column)))
+                rows.clear()
                 self.joined += len(numbers)
         # The old bytes go before the new families are joined: one exposition at a
         # time, plus its blocks.
-        row, old_families = (), []
+        column, old, old_families = [], [], []
         self._families = []
         for number, family in enumerate(ACCOUNT_FAMILIES):
             header = self.encoder.header(family, cached)
