@@ -523,7 +523,12 @@ class FormatCache:
         fresh = [_is_fresh(state, now) for state in accounts]
         lines = self.encoder.lines
         numbers = range(len(ACCOUNT_FAMILIES))
-        blocks: list[list[bytes]] = [[] for _ in numbers]
+        # Each family's bytes grow in one buffer, not as blocks joined at the end:
+        # 35 MB of 11 KB blocks freed after the join stayed in the allocator's free
+        # lists (the process's RSS), where a buffer this large is mmapped and goes
+        # back to the system when freed.
+        header_lines = [self.encoder.header(family, cached) for family in ACCOUNT_FAMILIES]
+        buffers = [bytearray(header) for header in header_lines]
         ends = [array("I") for _ in numbers]  # a block's bytes stay far below 4 GiB
         # Per old family: a view of its bytes and where its accounts are.
         old = [(memoryview(f.data), f.bounds, f.ends) for f in old_families]
@@ -545,26 +550,23 @@ class FormatCache:
             if position % _BLOCK == _BLOCK - 1 or position == count - 1:
                 for number in numbers:
                     column = [row[number] for row in rows]
-                    blocks[number].append(b"".join(column))
+                    buffers[number] += b"".join(column)
                     ends[number].extend(accumulate(map(len, column)))
                 rows.clear()
                 self.joined += len(numbers)
-        # The old bytes go before the new families are joined: one exposition at a
-        # time, plus its blocks.
+        # The old bytes go before the new ones are copied out of their buffers.
         column, old, old_families = [], [], []
         self._families = []
-        for number, family in enumerate(ACCOUNT_FAMILIES):
-            header = self.encoder.header(family, cached)
-            joined, blocks[number] = [header, *blocks[number]], []  # blocks go as we go
+        for number, header in enumerate(header_lines):
+            data, buffers[number] = bytes(buffers[number]), bytearray()  # one copy at a time
             self._families.append(
                 _FamilyBody(
                     header=header,
-                    data=b"".join(joined),
+                    data=data,
                     bounds=_bounds(len(header), ends[number]),
                     ends=ends[number],
                 )
             )
-            del joined
         self._states, self._freshness = accounts, fresh
         self._layout, self._cached = snapshot.layout, cached
         self.expiry = min(map(_deadline, compress(accounts, fresh)), default=math.inf)
