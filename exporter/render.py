@@ -7,7 +7,8 @@ raw-deflated for gzip) and a scrape sends those bytes plus the small process and
 runtime metrics. A rebuild after k accounts changed costs O(k) Python work: the
 changed accounts are found by comparing state objects position by position (at C
 speed, while the set of accounts is the same), each account's lines of each family
-are encoded once per (state object, fresh or not) and kept, and only the blocks of
+are encoded once per (state object, fresh or not) and kept once, in the family's
+bytes (with an array of where each account's lines end), and only the blocks of
 _BLOCK accounts whose bytes changed are joined again and recompressed; the rest is
 a memory copy of the families that changed and their crc32 (see `FormatCache`). A
 scrape's answer references the published bytes (`Rendered.chunks`), never copies
