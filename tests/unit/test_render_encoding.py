@@ -313,3 +313,33 @@ def test_a_scrape_sends_published_bytes_and_never_renders() -> None:
         assert renderer.cached_formats <= FORMATS
     finally:
         renderer.stop()
+
+
+@pytest.mark.parametrize("text_asked", [False, True])
+def test_the_start_up_text_build_is_kept_only_a_minute_unless_a_scrape_asks_for_it(
+    text_asked: bool,
+) -> None:
+    openmetrics_format = Format("openmetrics", "1.0.0", "underscores")
+    openmetrics = "application/openmetrics-text; version=1.0.0"
+    store, monotonic = golden_store(), Clock(1000.0)  # demand is measured by monotonic
+    renderer = MetricsRenderer(process_metrics=False, min_interval=0.05, monotonic=monotonic)
+    renderer.start(store.snapshot, Clock(NOW))
+    try:
+        assert renderer.cached_formats == {TEXT_0_0_4}, "built before any scrape"
+        assert renderer.published(openmetrics, "gzip") is not None  # Prometheus
+        if text_asked:
+            assert renderer.published(None, None) is not None  # someone with curl
+        # 59 s on, a rebuild (a poll landed) still keeps the start-up build.
+        monotonic.now = 1059.0
+        store.update(("pictory", "marketing"), lambda s: replace(s, polls_total=4242))
+        wait_for(lambda: renderer.published_generation == store.snapshot().generation)
+        assert renderer.cached_formats == {TEXT_0_0_4, openmetrics_format}
+        # 61 s on, the next rebuild drops it unless a scrape asked for it.
+        monotonic.now = 1061.0
+        store.update(("pictory", "marketing"), lambda s: replace(s, polls_total=4243))
+        wait_for(lambda: renderer.published_generation == store.snapshot().generation)
+        kept = {TEXT_0_0_4, openmetrics_format} if text_asked else {openmetrics_format}
+        assert renderer.cached_formats == kept
+        assert set(renderer._caches) == kept, "its kept bytes go with it"
+    finally:
+        renderer.stop()
