@@ -216,6 +216,15 @@ def test_no_transformed_key_in_logs_page_or_metrics(tmp_path: Path) -> None:
         ) as proc:
             # Every echo went through the log and onto `/` at least once.
             wait_until(lambda: proc.logs().count("poll failed") >= 2 * len(ECHOES), timeout=30)
+            # /metrics is pre-rendered and may trail the latest poll by a render: wait for
+            # both label accounts to be served rather than reading it once.
+            wait_until(
+                lambda: (
+                    proc.get("/metrics")[1].count('saas_quota_account_info{account="label"')
+                    >= len(LABEL_KEYS)
+                ),
+                timeout=10,
+            )
             pages = {path: proc.get(path)[1] for path in ("/metrics", "/")}
         logs = proc.logs()
     assert 'saas_quota_account_info{account="label",plan="<redacted>"' in pages["/metrics"]
