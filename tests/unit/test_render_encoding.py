@@ -315,6 +315,31 @@ def test_a_scrape_sends_published_bytes_and_never_renders() -> None:
         renderer.stop()
 
 
+def test_under_a_stream_of_changes_a_scrape_takes_the_latest_bytes_without_waiting() -> None:
+    store, monotonic = golden_store(), Clock(1000.0)
+    # Coalescing is measured by `monotonic`: frozen, the next rebuild is never due.
+    renderer = MetricsRenderer(process_metrics=False, min_interval=0.5, monotonic=monotonic)
+    renderer.start(store.snapshot, Clock(NOW))
+    try:
+        before = body(renderer)
+        store.update(("pictory", "marketing"), lambda s: replace(s, polls_total=4242))
+        generation = store.snapshot().generation
+        # Just published, the store a generation ahead, the build cheap (a few ms): the
+        # answer is the bytes already published, at once, not the next rebuild's.
+        started = time.monotonic()
+        rendered = renderer.published(None, None, generation)
+        assert time.monotonic() - started < 5
+        assert rendered is not None
+        assert rendered.body == before
+        # After a quiet spell the scrape waits for the change (read-your-writes).
+        monotonic.now = 1010.0
+        rendered = renderer.published(None, None, generation)
+        assert rendered is not None
+        assert b"4242.0" in rendered.body
+    finally:
+        renderer.stop()
+
+
 @pytest.mark.parametrize("text_asked", [False, True])
 def test_the_start_up_text_build_is_kept_only_a_minute_unless_a_scrape_asks_for_it(
     text_asked: bool,
